@@ -1,0 +1,3 @@
+from malaria_tui.cli import main
+
+raise SystemExit(main())

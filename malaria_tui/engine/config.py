@@ -1,0 +1,225 @@
+"""Run configuration: one validated tree, loaded from TOML, overridden by ``--set``, saved per run.
+
+Pydantic gives precise per-key errors ("train.epochs: must be >= 1"), which the front ends print
+as one line. Field defaults *are* ``configs/default.toml`` (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from malaria_tui.engine.errors import ConfigError
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where images come from and how they are split and batched."""
+
+    source: str = "sample"
+    image_size: int = Field(64, ge=32, le=1024)
+    split: Literal["auto", "patient", "image"] = "auto"
+    fractions: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.8, 0.1, 0.1]
+    batch_size: int = Field(64, ge=1, le=8192)
+    limit: int = Field(0, ge=0)
+    cache: Literal["memory", "disk", "none"] = "memory"
+
+    @model_validator(mode="after")
+    def _fractions_sum(self):
+        if len(self.fractions) != 3:
+            raise ValueError("data.fractions needs three numbers: [train, val, test]")
+        if abs(sum(self.fractions) - 1.0) > 1e-6:
+            raise ValueError(f"data.fractions must sum to 1 (they sum to {sum(self.fractions):g})")
+        if min(self.fractions) <= 0.0:
+            raise ValueError("data.fractions must all be > 0 (train, val and test each need images)")
+        return self
+
+
+class ToggleAug(_Section):
+    enabled: bool = True
+    probability: Prob = 0.5
+
+
+class RotationAug(ToggleAug):
+    max_degrees: float = Field(20.0, ge=0.0, le=180.0)
+
+
+class StrengthAug(ToggleAug):
+    strength: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class MixAug(ToggleAug):
+    enabled: bool = False
+    alpha: float = Field(0.2, gt=0.0, le=10.0)
+
+
+class AugmentConfig(_Section):
+    """Training-split augmentation; each one on/off with its strength and probability."""
+
+    rotation: RotationAug = RotationAug()
+    flip_horizontal: ToggleAug = ToggleAug()
+    flip_vertical: ToggleAug = ToggleAug()
+    contrast: StrengthAug = StrengthAug(strength=0.2, probability=0.5)
+    brightness: StrengthAug = StrengthAug(strength=0.1, probability=0.5)
+    mixup: MixAug = MixAug()
+    cutmix: MixAug = MixAug(alpha=1.0)
+
+
+class ModelConfig(_Section):
+    name: str = "cellnet"
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    l2: float = Field(1e-4, ge=0.0, le=1.0)
+    dense_units: int = Field(128, ge=1, le=8192)
+    width: int = Field(32, ge=4, le=512)
+    weights: Literal["none", "imagenet"] = "none"
+
+
+class LossConfig(_Section):
+    name: Literal["focal", "bce"] = "focal"
+    alpha: Prob = 0.5
+    gamma: float = Field(2.0, ge=0.0, le=10.0)
+    label_smoothing: Prob = 0.0
+
+
+class OptimizerConfig(_Section):
+    name: Literal["adam"] = "adam"
+    learning_rate: float = Field(2e-3, gt=0.0, le=10.0)
+    schedule: Literal["constant", "cosine", "exponential"] = "cosine"
+    decay_rate: float = Field(0.9, gt=0.0, le=1.0)
+    warmup_epochs: int = Field(1, ge=0)
+
+
+class TrainConfig(_Section):
+    loop: Literal["custom", "fit"] = "custom"
+    epochs: int = Field(24, ge=1, le=100_000)
+    monitor: str = "val_auc"
+    monitor_mode: Literal["max", "min"] = "max"
+    early_stopping: int = Field(0, ge=0)
+    batch_events_per_second: float = Field(4.0, gt=0.0, le=1000.0)
+    tensorboard: bool = True
+    tensorboard_images: bool = True
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class EvalConfig(_Section):
+    threshold: Prob = 0.5
+    target_sensitivity: Prob = 0.95
+
+
+class Config(_Section):
+    seed: int = Field(42, ge=0, le=2**31 - 1)
+    name: str = "run"
+    data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+def _format_error(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key; check the spelling (see configs/default.toml for every key)"
+    elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
+        msg = f"{msg} (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    msg = msg.removeprefix("Value error, ")
+    if msg.startswith(key + "."):
+        return f"{where}: {msg}{tail}"
+    return f"{where}: {key}: {msg}{tail}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` with the value read as a TOML literal, else as a plain string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=3")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: the key is empty")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def _apply(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {part} is not a section")
+    node[path[-1]] = value
+
+
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; expected a TOML config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def build(tree: dict | None = None, overrides: list[str] = (), where: str = "config") -> Config:
+    tree = dict(tree or {})
+    overridden = set()
+    for text in overrides:
+        path, value = parse_override(text)
+        _apply(tree, path, value)
+        overridden.add(tuple(path))
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        loc = tuple(str(p) for p in e.errors()[0]["loc"])
+        src = "--set" if any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden) else where
+        raise ConfigError(_format_error(e, src)) from None
+
+
+def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """The config for a run: defaults, then the file (if any), then ``--set`` overrides."""
+    tree = read_toml(path) if path else {}
+    return build(tree, overrides, where=str(path) if path else "config")
+
+
+def diff(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
+    """Flat ``key -> (a, b)`` for every key whose value differs (for comparing runs)."""
+    fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
+    return {k: (fa.get(k), fb.get(k)) for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,1 @@
+"""Data sources, patient-aware splits and the tf.data pipeline (the latter imports TensorFlow)."""
