@@ -26,7 +26,7 @@ class DataConfig(_Section):
     """Where images come from and how they are split and batched."""
 
     source: str = "sample"
-    image_size: int = Field(64, ge=32, le=1024)
+    image_size: int = Field(48, ge=32, le=1024)
     split: Literal["auto", "patient", "image"] = "auto"
     fractions: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.8, 0.1, 0.1]
     batch_size: int = Field(64, ge=1, le=8192)
@@ -40,7 +40,9 @@ class DataConfig(_Section):
         if abs(sum(self.fractions) - 1.0) > 1e-6:
             raise ValueError(f"data.fractions must sum to 1 (they sum to {sum(self.fractions):g})")
         if min(self.fractions) <= 0.0:
-            raise ValueError("data.fractions must all be > 0 (train, val and test each need images)")
+            raise ValueError(
+                "data.fractions must all be > 0 (train, val and test each need images)"
+            )
         return self
 
 
@@ -79,7 +81,7 @@ class ModelConfig(_Section):
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     l2: float = Field(1e-4, ge=0.0, le=1.0)
     dense_units: int = Field(128, ge=1, le=8192)
-    width: int = Field(32, ge=4, le=512)
+    width: int = Field(24, ge=4, le=512)
     weights: Literal["none", "imagenet"] = "none"
 
 
@@ -100,7 +102,7 @@ class OptimizerConfig(_Section):
 
 class TrainConfig(_Section):
     loop: Literal["custom", "fit"] = "custom"
-    epochs: int = Field(24, ge=1, le=100_000)
+    epochs: int = Field(20, ge=1, le=100_000)
     monitor: str = "val_auc"
     monitor_mode: Literal["max", "min"] = "max"
     early_stopping: int = Field(0, ge=0)
@@ -139,7 +141,11 @@ def _format_error(err: ValidationError, where: str) -> str:
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key; check the spelling (see configs/default.toml for every key)"
-    elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
+    elif (
+        "input" in first
+        and first["type"] not in ("missing",)
+        and not isinstance(first["input"], dict)
+    ):
         msg = f"{msg} (got {first['input']!r})"
     more = len(err.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
@@ -198,7 +204,11 @@ def build(tree: dict | None = None, overrides: list[str] = (), where: str = "con
         return Config.model_validate(tree)
     except ValidationError as e:
         loc = tuple(str(p) for p in e.errors()[0]["loc"])
-        src = "--set" if any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden) else where
+        src = (
+            "--set"
+            if any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden)
+            else where
+        )
         raise ConfigError(_format_error(e, src)) from None
 
 
@@ -211,7 +221,9 @@ def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
 def diff(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
     """Flat ``key -> (a, b)`` for every key whose value differs (for comparing runs)."""
     fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
-    return {k: (fa.get(k), fb.get(k)) for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)}
+    return {
+        k: (fa.get(k), fb.get(k)) for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)
+    }
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -89,7 +89,9 @@ def open_run(path: str | os.PathLike) -> RunDir:
     if not p.exists():
         raise RunDirError(f"{p}: no such run directory")
     if not p.is_dir() or not (p / CONFIG).is_file():
-        raise RunDirError(f"{p}: not a run directory (it has no {CONFIG}); pass a folder under runs/")
+        raise RunDirError(
+            f"{p}: not a run directory (it has no {CONFIG}); pass a folder under runs/"
+        )
     return RunDir(p.resolve())
 
 
@@ -99,7 +101,9 @@ def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RunDirError(f"{root}: cannot create the runs directory ({e.strerror}); pass --runs-dir") from None
+        raise RunDirError(
+            f"{root}: cannot create the runs directory ({e.strerror}); pass --runs-dir"
+        ) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
     for i in range(1000):
@@ -110,7 +114,9 @@ def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
         except FileExistsError:
             continue
         except OSError as e:
-            raise RunDirError(f"{root}: cannot write here ({e.strerror}); pass --runs-dir") from None
+            raise RunDirError(
+                f"{root}: cannot write here ({e.strerror}); pass --runs-dir"
+            ) from None
     else:  # pragma: no cover - a thousand runs in one second
         raise RunDirError(f"{root}: too many runs named {safe!r} this second")
     atomic.write_text(p / CONFIG, config_toml)
@@ -213,7 +219,9 @@ def lock_holder(path: str | os.PathLike) -> int | None:
 def acquire_lock(run: RunDir) -> None:
     holder = lock_holder(run.path)
     if holder and holder != os.getpid():
-        raise RunDirError(f"{run.path}: still being trained by process {holder}; watch it with `malaria-tui watch`")
+        raise RunDirError(
+            f"{run.path}: still being trained by process {holder}; watch it with `malaria-tui watch`"
+        )
     atomic.write_text(run.path / LOCK, str(os.getpid()))
 
 

@@ -91,9 +91,13 @@ def scan_folder(root: str | os.PathLike, check: bool = True) -> Scan:
     """Records of a folder with one subfolder per class (``Parasitized``/``Uninfected``, any case)."""
     root_p = Path(root).expanduser()
     if not root_p.exists():
-        raise DataError(f"{root_p}: data folder not found; pass --data folder:PATH to an existing folder")
+        raise DataError(
+            f"{root_p}: data folder not found; pass --data folder:PATH to an existing folder"
+        )
     if not root_p.is_dir():
-        raise DataError(f"{root_p}: not a folder; expected a folder with Parasitized/ and Uninfected/")
+        raise DataError(
+            f"{root_p}: not a folder; expected a folder with Parasitized/ and Uninfected/"
+        )
     class_dirs: dict[int, Path] = {}
     for child in sorted(root_p.iterdir()):
         if child.is_dir():
@@ -101,7 +105,9 @@ def scan_folder(root: str | os.PathLike, check: bool = True) -> Scan:
                 if child.name.lower() == cname.lower():
                     class_dirs[label] = child
     if not class_dirs:
-        raise DataError(f"{root_p}: no Parasitized/ or Uninfected/ subfolder; put each class's images in its own subfolder")
+        raise DataError(
+            f"{root_p}: no Parasitized/ or Uninfected/ subfolder; put each class's images in its own subfolder"
+        )
     files = [(label, p) for label, d in sorted(class_dirs.items()) for p in _walk_images(d)]
     problems = _check_all([p for _, p in files]) if check else [None] * len(files)
     records, skipped = [], []
@@ -112,10 +118,14 @@ def scan_folder(root: str | os.PathLike, check: bool = True) -> Scan:
             records.append(Record(str(p), label, group_of(p.name) or f"file:{p.name}"))
     counts = [sum(r.label == c for r in records) for c in (0, 1)]
     if not records:
-        raise DataError(f"{root_p}: no readable images (skipped {len(skipped)}); expected PNG/JPEG/BMP/TIFF files")
+        raise DataError(
+            f"{root_p}: no readable images (skipped {len(skipped)}); expected PNG/JPEG/BMP/TIFF files"
+        )
     missing = [CLASS_NAMES[c] for c in (0, 1) if counts[c] == 0]
     if missing:
-        raise DataError(f"{root_p}: no images of class {missing[0]}; both Parasitized/ and Uninfected/ need images")
+        raise DataError(
+            f"{root_p}: no images of class {missing[0]}; both Parasitized/ and Uninfected/ need images"
+        )
     known = sum(not r.group.startswith("file:") for r in records)
     return Scan(str(root_p), records, skipped, groups_known=known >= 0.5 * len(records))
 

@@ -28,7 +28,9 @@ def resolve_mode(mode: str, groups_known: bool, n_groups: int) -> str:
     return mode
 
 
-def split_records(records: list[Record], fractions, seed: int, mode: str) -> dict[str, list[Record]]:
+def split_records(
+    records: list[Record], fractions, seed: int, mode: str
+) -> dict[str, list[Record]]:
     rng = random.Random(seed)
     if mode == "image":
         out = _split_images(records, fractions, rng)
@@ -36,7 +38,9 @@ def split_records(records: list[Record], fractions, seed: int, mode: str) -> dic
         out = _split_groups(records, fractions, rng)
     for name in SPLITS:
         if not out[name]:
-            raise DataError(f"the {name} split is empty ({len(records)} images); use more images or change data.fractions")
+            raise DataError(
+                f"the {name} split is empty ({len(records)} images); use more images or change data.fractions"
+            )
     return out
 
 
@@ -80,7 +84,10 @@ def _split_groups(records, fractions, rng) -> dict[str, list[Record]]:
             if i < 3 and len(groups) >= 3:
                 k = (2, 1, 0)[i]
             else:
-                k = max(range(3), key=lambda j: (fractions[j] * total - filled[j]) / max(fractions[j], 1e-9))
+                k = max(
+                    range(3),
+                    key=lambda j: (fractions[j] * total - filled[j]) / max(fractions[j], 1e-9),
+                )
             filled[k] += len(by_group[g])
             out[SPLITS[k]] += by_group[g]
     for s in SPLITS:

@@ -1,0 +1,268 @@
+"""The ``malaria-tui`` command: the TUI by default, headless runs and tools as subcommands.
+
+Nothing heavy is imported at module level: ``--help`` answers before TensorFlow would load.
+Bad input is one line on stderr and exit code 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from enum import IntEnum
+from pathlib import Path
+
+COMMANDS = ("resume", "evaluate", "data", "watch")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(ExitCode.USAGE, f"malaria-tui: error: {message} (see --help)\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="malaria-tui",
+        description="Train, tune, evaluate and deploy malaria cell classifiers from the terminal. "
+        "With no arguments: the TUI, set up with configs/default.toml's settings on the bundled sample.",
+        epilog="commands: resume RUN_DIR | evaluate RUN_DIR | data SPEC | watch [RUN_DIR]  "
+        "(malaria-tui COMMAND --help for each).  Data SPEC: sample | tfds | tfds:DATA_DIR | folder:PATH",
+    )
+    p.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="train headless (progress on stdout) instead of the TUI",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML run config (default: the built-in defaults = configs/default.toml)",
+    )
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config key, e.g. train.epochs=3",
+    )
+    p.add_argument("--data", metavar="SPEC", help="data source (same as --set data.source=SPEC)")
+    p.add_argument(
+        "--runs-dir",
+        metavar="DIR",
+        default="runs",
+        help="where run directories go (default: ./runs)",
+    )
+    p.add_argument("--name", help="run name (part of the run directory name)")
+    p.add_argument(
+        "--plain", action="store_true", help="plain one-line-per-epoch output even on a terminal"
+    )
+    _common(p)
+    return p
+
+
+def _sub_parser(cmd: str) -> argparse.ArgumentParser:
+    if cmd == "resume":
+        p = _Parser(
+            prog="malaria-tui resume", description="Continue an interrupted run where it stopped."
+        )
+        p.add_argument("run_dir", metavar="RUN_DIR")
+        p.add_argument(
+            "--no-ui",
+            action="store_true",
+            help="headless (the default for resume until the TUI attaches)",
+        )
+        p.add_argument("--plain", action="store_true")
+    elif cmd == "evaluate":
+        p = _Parser(
+            prog="malaria-tui evaluate",
+            description="Score a run's best checkpoint on its own test split, or on every image of --data SPEC.",
+        )
+        p.add_argument("run_dir", metavar="RUN_DIR")
+        p.add_argument(
+            "--data",
+            metavar="SPEC",
+            help="score every image of this source instead of the run's test split",
+        )
+        p.add_argument(
+            "--threshold",
+            type=float,
+            help="decision threshold (default: 0.5; the run's chosen ones are shown too)",
+        )
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+    elif cmd == "data":
+        p = _Parser(
+            prog="malaria-tui data",
+            description="Describe a data source: classes, splits, patients, sizes.",
+        )
+        p.add_argument("spec", metavar="SPEC", nargs="?", default="sample")
+        p.add_argument("--config", metavar="FILE")
+        p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
+        p.add_argument("--json", action="store_true")
+    else:  # watch
+        p = _Parser(
+            prog="malaria-tui watch",
+            description="Open the TUI on a run started elsewhere (live or finished).",
+        )
+        p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+        p.add_argument("--runs-dir", metavar="DIR", default="runs")
+    _common(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from malaria_tui.engine.errors import UserError
+
+    try:
+        if argv and argv[0] in COMMANDS:
+            cmd = argv[0]
+            args = _sub_parser(cmd).parse_args(argv[1:])
+            _set_verbose(args.verbose)
+            return int(globals()[f"_cmd_{cmd}"](args))
+        args = _train_parser().parse_args(argv)
+        _set_verbose(args.verbose)
+        return int(_cmd_train(args))
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
+        return int(e.code or 0)
+    except UserError as e:
+        print(f"malaria-tui: {e}", file=sys.stderr)
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        print("malaria-tui: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+
+
+def _set_verbose(verbose: bool) -> None:
+    from malaria_tui.engine import tfenv
+
+    tfenv.set_verbose(verbose)
+
+
+def _load_config(args):
+    from malaria_tui.engine import config
+
+    overrides = list(args.set)
+    if getattr(args, "data", None):
+        overrides.append(f"data.source={json.dumps(args.data)}")
+    if getattr(args, "name", None):
+        overrides.append(f"name={json.dumps(args.name)}")
+    return config.load(args.config, overrides)
+
+
+def _cmd_train(args) -> int:
+    cfg = _load_config(args)
+    if not args.no_ui:
+        from malaria_tui.tui.app import create_app
+
+        create_app(config=cfg, runs_dir=args.runs_dir).run()
+        return ExitCode.OK
+    return _headless(
+        lambda stop, report: _train(cfg, args.runs_dir, None, False, stop, report), args.plain
+    )
+
+
+def _train(cfg, runs_dir, run, resume, stop, report):
+    from malaria_tui.engine.training.trainer import train
+
+    return train(cfg, runs_dir=runs_dir, run=run, resume=resume, on_event=report, stop=stop)
+
+
+def _headless(job, plain: bool) -> int:
+    """Run a training job with headless output; Ctrl+C or SIGTERM stops it at a checkpoint."""
+    from malaria_tui.engine import tfenv
+    from malaria_tui.engine.errors import TrainingFailed
+    from malaria_tui.headless import reporter
+
+    tfenv.divert_native_stderr()
+    report = reporter(force_plain=plain)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(
+            "\nstopping: saving a resumable checkpoint (press Ctrl+C again to abort now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run = job(stop, report)
+    except TrainingFailed as e:
+        report.close()
+        print(f"malaria-tui: training failed: {e}", file=sys.stderr)
+        return ExitCode.FAILED
+    finally:
+        report.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stop.is_set() or run.status() == "interrupted":
+        print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK
+
+
+def _cmd_resume(args) -> int:
+    from malaria_tui.engine import rundir
+
+    run = rundir.open_run(args.run_dir)
+    return _headless(lambda stop, report: _train(None, None, run, True, stop, report), args.plain)
+
+
+def _cmd_evaluate(args) -> int:
+    from malaria_tui.engine import tfenv
+    from malaria_tui.engine.scoring import evaluate_run
+
+    tfenv.divert_native_stderr()
+    result = evaluate_run(args.run_dir, data=args.data, threshold=args.threshold)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        from malaria_tui.report import print_evaluation
+
+        print_evaluation(result)
+    return ExitCode.OK
+
+
+def _cmd_data(args) -> int:
+    from malaria_tui.engine import config
+    from malaria_tui.engine.data.summary import describe
+
+    cfg = config.load(args.config, [*args.set, f"data.source={json.dumps(args.spec)}"])
+    info = describe(cfg)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        from malaria_tui.report import print_data
+
+        print_data(info)
+    return ExitCode.OK
+
+
+def _cmd_watch(args) -> int:
+    from malaria_tui.engine import rundir
+
+    run = rundir.open_run(args.run_dir) if args.run_dir else rundir.newest(args.runs_dir)
+    from malaria_tui.tui.app import create_app
+
+    create_app(runs_dir=str(Path(run.path).parent), watch_run=run).run()
+    return ExitCode.OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

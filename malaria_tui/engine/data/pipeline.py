@@ -1,0 +1,292 @@
+"""tf.data input pipelines: parallel decode, resize, 3 channels, cache, seeded shuffle, prefetch.
+
+Images are cached as uint8 after resizing (4x smaller than float) and converted to [0,1] floats
+after the cache. Each training epoch is its own dataset whose order and augmentations depend
+only on (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from malaria_tui.engine.data import records as rec
+from malaria_tui.engine.data import splits
+from malaria_tui.engine.errors import DataError
+from malaria_tui.engine.tfenv import tf as _tf
+
+
+@dataclass
+class Prepared:
+    """Everything the trainer needs to know about the data of one run."""
+
+    source: str
+    split_mode: str
+    image_size: int
+    batch_size: int
+    seed: int
+    counts: dict[str, dict[str, int]]  # split -> {"Parasitized": n, "Uninfected": n, "total": n}
+    split_records: dict[str, list[rec.Record]] | None  # None for TFDS (no file names)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    _cached: dict = field(default_factory=dict, repr=False)
+    _augment_cfg: object = None
+    _cache_dir: Path | None = None
+    _tfds_splits: dict | None = None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.counts["train"]["total"] // self.batch_size))
+
+    def base(self, split: str):
+        """The decoded, resized, cached uint8 examples of one split (built once)."""
+        if split not in self._cached:
+            tf = _tf()
+            if self._tfds_splits is not None:
+                ds = self._tfds_splits[split].map(
+                    lambda im, y: (resize_uint8(im, self.image_size), y),
+                    num_parallel_calls=tf.data.AUTOTUNE,
+                )
+            else:
+                ds = _file_dataset(self.split_records[split], self.image_size)
+            if self._cache_dir is not None:
+                self._cache_dir.mkdir(parents=True, exist_ok=True)
+                ds = ds.cache(str(self._cache_dir / f"{split}"))
+            else:
+                ds = ds.cache()
+            self._cached[split] = ds
+        return self._cached[split]
+
+    def train_epoch(self, epoch: int, skip_batches: int = 0, augment: bool = True):
+        """Batches of epoch ``epoch``: shuffled and augmented as a function of (seed, epoch)."""
+        tf = _tf()
+        n = self.counts["train"]["total"]
+        cfg = self._augment_cfg
+        ds = self.base("train").shuffle(
+            n, seed=_derive(self.seed, epoch), reshuffle_each_iteration=False
+        )
+        ds = ds.enumerate()
+
+        def per_image(i, ex):
+            image, label = ex
+            x = tf.cast(image, tf.float32) / 255.0
+            if augment and cfg is not None:
+                x = _augment().augment_image(
+                    x, tf.stack([tf.constant(self.seed, tf.int64), epoch * 1_000_003 + i]), cfg
+                )
+            return x, label
+
+        ds = ds.map(per_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(self.batch_size)
+        if augment and cfg is not None and (cfg.mixup.enabled or cfg.cutmix.enabled):
+            ds = ds.enumerate().map(
+                lambda b, xy: _augment().mix_batch(
+                    xy[0],
+                    xy[1],
+                    tf.stack([tf.constant(self.seed + 1, tf.int64), epoch * 100_003 + b]),
+                    cfg,
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+        else:
+            ds = ds.map(lambda x, y: (x, tf.cast(y, tf.float32)))
+        ds = ds.map(lambda x, y: (x, tf.reshape(y, [-1, 1])))
+        if skip_batches:
+            ds = ds.skip(skip_batches)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def eval_dataset(self, split: str):
+        """Unshuffled, unaugmented batches, in the order of ``split_records[split]``."""
+        tf = _tf()
+        ds = self.base(split).map(
+            lambda im, y: (tf.cast(im, tf.float32) / 255.0, tf.cast(y, tf.float32))
+        )
+        ds = ds.batch(self.batch_size).map(lambda x, y: (x, tf.reshape(y, [-1, 1])))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment():
+    from malaria_tui.engine import augment
+
+    return augment
+
+
+def _derive(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
+
+
+def resize_uint8(image, size: int):
+    """Any HxWxC uint8 image to size x size x 3 uint8 (gray expanded, alpha dropped)."""
+    tf = _tf()
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[..., None]
+    c = tf.shape(image)[-1]
+    image = tf.cond(
+        c == 1, lambda: tf.image.grayscale_to_rgb(image[..., :1]), lambda: image[..., :3]
+    )
+    image.set_shape([None, None, 3])
+    out = tf.image.resize(
+        tf.cast(image, tf.float32), [size, size], method="bilinear", antialias=True
+    )
+    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+
+def to_model_input(image: np.ndarray, size: int):
+    """One in-memory image (any size; gray, RGB or RGBA; uint8 or uint16) as a float model input."""
+    tf = _tf()
+    arr = np.asarray(image)
+    if arr.dtype == np.uint16:
+        arr = (arr / 257).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return tf.cast(resize_uint8(arr, size), tf.float32) / 255.0
+
+
+def load_pil(path: str) -> np.ndarray:
+    """Decode any Pillow-readable file (TIFF, 16-bit PNG, palette, CMYK...) to uint8 RGB."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            arr = (arr / max(arr.max(), 1) * 255).astype(np.uint8)
+            return np.stack([arr] * 3, axis=-1)
+        return np.asarray(im.convert("RGB"))
+
+
+def _file_dataset(records: list[rec.Record], size: int):
+    tf = _tf()
+    paths = [r.path for r in records]
+    labels = np.array([r.label for r in records], np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if all(Path(p).suffix.lower() in rec.TF_DECODABLE for p in paths):
+
+        def load(path, label):
+            raw = tf.io.read_file(path)
+            image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+            return resize_uint8(image, size), label
+
+    else:
+
+        def load(path, label):
+            image = tf.numpy_function(lambda p: load_pil(p.decode()), [path], tf.uint8)
+            image.set_shape([None, None, 3])
+            return resize_uint8(image, size), label
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _limit(records: list[rec.Record], limit: int, seed: int) -> list[rec.Record]:
+    """A class-balanced random subset of ``limit`` images (for quick runs and tests)."""
+    if not limit or limit >= len(records):
+        return records
+    rng = random.Random(seed)
+    out = []
+    for label in (0, 1):
+        items = sorted((r for r in records if r.label == label), key=lambda r: r.path)
+        rng.shuffle(items)
+        out += items[: limit // 2 + (limit % 2 if label == 1 else 0)]
+    return sorted(out, key=lambda r: r.path)
+
+
+def _counts(split_records: dict[str, list[rec.Record]]) -> dict[str, dict[str, int]]:
+    out = {}
+    for s, rs in split_records.items():
+        pos = sum(r.label for r in rs)
+        out[s] = {
+            "Parasitized": pos,
+            "Uninfected": len(rs) - pos,
+            "total": len(rs),
+            "groups": len({r.group for r in rs}),
+        }
+    return out
+
+
+def resolve_source(source: str) -> tuple[str, str | None]:
+    kind, arg = rec.parse_spec(source)
+    if kind == "sample":
+        return "folder", str(rec.sample_root())
+    return kind, arg
+
+
+def prepare(config, cache_dir: Path | None = None) -> Prepared:
+    """Scan, split and describe the data of a run; datasets are built lazily from the result."""
+    d = config.data
+    kind, arg = resolve_source(d.source)
+    if kind == "tfds":
+        return _prepare_tfds(config, arg, cache_dir)
+    scan = rec.scan_folder(arg)
+    records = _limit(scan.records, d.limit, config.seed)
+    mode = splits.resolve_mode(d.split, scan.groups_known, len({r.group for r in records}))
+    parts = splits.split_records(records, d.fractions, config.seed, mode)
+    return Prepared(
+        source=d.source,
+        split_mode=mode,
+        image_size=d.image_size,
+        batch_size=d.batch_size,
+        seed=config.seed,
+        counts=_counts(parts),
+        split_records=parts,
+        skipped=scan.skipped,
+        _augment_cfg=config.augment,
+        _cache_dir=cache_dir if d.cache == "disk" else None,
+    )
+
+
+def prepare_all(config) -> Prepared:
+    """Every image of a source as one split named ``all`` (for scoring a model on new data)."""
+    d = config.data
+    kind, arg = resolve_source(d.source)
+    if kind == "tfds":
+        from malaria_tui.engine.data import tfds_source
+
+        ds, _ = tfds_source.load_tfds(arg)
+        parts = {"all": ds}
+        counts = tfds_source.count_splits(parts)
+        records, skipped = None, []
+    else:
+        scan = rec.scan_folder(arg)
+        records, skipped = {"all": scan.records}, scan.skipped
+        counts, parts = _counts(records), None
+    return Prepared(
+        source=d.source,
+        split_mode="none",
+        image_size=d.image_size,
+        batch_size=d.batch_size,
+        seed=config.seed,
+        counts=counts,
+        split_records=records,
+        skipped=skipped,
+        _tfds_splits=parts,
+    )
+
+
+def _prepare_tfds(config, data_dir: str | None, cache_dir: Path | None) -> Prepared:
+    from malaria_tui.engine.data import tfds_source
+
+    d = config.data
+    if d.split == "patient":
+        raise DataError(
+            "data.split = 'patient': TFDS malaria records carry no file names, so no patient keys; use 'image' or 'auto'"
+        )
+    ds, n = tfds_source.load_tfds(data_dir)
+    if d.limit:
+        ds, n = ds.take(d.limit), min(n, d.limit)
+    parts = tfds_source.split_tfds(ds, list(d.fractions), config.seed)
+    counts = tfds_source.count_splits(parts)
+    return Prepared(
+        source=d.source,
+        split_mode="image",
+        image_size=d.image_size,
+        batch_size=d.batch_size,
+        seed=config.seed,
+        counts=counts,
+        split_records=None,
+        _augment_cfg=config.augment,
+        _cache_dir=cache_dir if d.cache == "disk" else None,
+        _tfds_splits=parts,
+    )

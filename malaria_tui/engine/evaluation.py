@@ -1,0 +1,184 @@
+"""Scoring: metrics at a threshold, ROC, operating points chosen on validation, patient level.
+
+Thresholds are chosen on the validation split only (target sensitivity, Youden's J) and then
+applied to the test split, which is scored once at the end of a run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+
+import numpy as np
+
+from malaria_tui.engine import atomic
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Counts and rates with Parasitized (1) positive; AUC is threshold-free."""
+    y = np.asarray(y).astype(int).ravel()
+    p = np.asarray(p, dtype=float).ravel()
+    pred = (p >= threshold).astype(int)
+    tp = int(((pred == 1) & (y == 1)).sum())
+    tn = int(((pred == 0) & (y == 0)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    n = len(y)
+
+    def ratio(a, b):
+        return float(a / b) if b else 0.0
+
+    precision = ratio(tp, tp + fp)
+    recall = ratio(tp, tp + fn)
+    return {
+        "n": n,
+        "threshold": float(threshold),
+        "accuracy": ratio(tp + tn, n),
+        "precision": precision,
+        "recall": recall,
+        "sensitivity": recall,
+        "specificity": ratio(tn, tn + fp),
+        "ppv": precision,
+        "npv": ratio(tn, tn + fn),
+        "f1": ratio(2 * precision * recall, precision + recall),
+        "auc": auc(y, p),
+        "tp": tp,
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def auc(y, p) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(int).ravel()
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, np.asarray(p).ravel()))
+
+
+def roc_points(y, p) -> list[tuple[float, float, float]]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thr = roc_curve(np.asarray(y).astype(int).ravel(), np.asarray(p).ravel())
+    thr = np.minimum(thr, 1.0)  # sklearn puts inf first
+    return [(float(a), float(b), float(t)) for a, b, t in zip(fpr, tpr, thr, strict=True)]
+
+
+def threshold_for_sensitivity(y, p, target: float) -> float:
+    """The highest threshold whose sensitivity is >= ``target`` (most specific such point)."""
+    y = np.asarray(y).astype(int).ravel()
+    p = np.asarray(p, dtype=float).ravel()
+    pos = np.sort(p[y == 1])[::-1]
+    if len(pos) == 0:
+        return 0.5
+    k = int(np.ceil(target * len(pos)))
+    k = min(max(k, 1), len(pos))
+    return float(pos[k - 1])
+
+
+def threshold_youden(y, p) -> float:
+    pts = roc_points(y, p)
+    best = max(pts, key=lambda t: t[1] - t[0])
+    return float(min(max(best[2], 0.0), 1.0))
+
+
+def choose_thresholds(y_val, p_val, target_sensitivity: float, default: float = 0.5) -> dict:
+    return {
+        "default": float(default),
+        "target_sensitivity": float(target_sensitivity),
+        "sensitivity_target": threshold_for_sensitivity(y_val, p_val, target_sensitivity),
+        "youden": threshold_youden(y_val, p_val),
+    }
+
+
+def patient_level(groups: list[str], y, p, threshold: float) -> dict:
+    """Per-patient accuracy, and the worst patients first, so a bad slide cannot hide in a mean."""
+    by = defaultdict(list)
+    for g, yi, pi in zip(groups, np.asarray(y).ravel(), np.asarray(p).ravel(), strict=True):
+        by[g].append((int(yi), float(pi)))
+    rows = []
+    for g, items in by.items():
+        ys = np.array([a for a, _ in items])
+        ps = np.array([b for _, b in items])
+        pred = ps >= threshold
+        rows.append(
+            {
+                "group": g,
+                "n": len(items),
+                "parasitized": int(ys.sum()),
+                "predicted_parasitized": int(pred.sum()),
+                "accuracy": float((pred == ys).mean()),
+            }
+        )
+    rows.sort(key=lambda r: r["accuracy"])
+    accs = [r["accuracy"] for r in rows]
+    return {
+        "patients": len(rows),
+        "mean_accuracy": float(np.mean(accs)) if accs else 0.0,
+        "worst_accuracy": float(min(accs)) if accs else 0.0,
+        "rows": rows,
+    }
+
+
+def confusion_csv(m: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["actual\\predicted", "Parasitized", "Uninfected"])
+    w.writerow(["Parasitized", m["tp"], m["fn"]])
+    w.writerow(["Uninfected", m["fp"], m["tn"]])
+    return buf.getvalue()
+
+
+def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
+    """``metrics.json``, ``confusion.csv``, ``roc.csv`` and ``predictions.csv``, each atomically."""
+    atomic.write_json(eval_dir / "metrics.json", result)
+    atomic.write_text(eval_dir / "confusion.csv", confusion_csv(result["test"]))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["fpr", "tpr", "threshold"])
+    w.writerows((f"{a:.6f}", f"{b:.6f}", f"{t:.6f}") for a, b, t in roc)
+    atomic.write_text(eval_dir / "roc.csv", buf.getvalue())
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["split", "path", "group", "label", "prob"])
+    w.writerows((s, path, g, int(lab), f"{prob:.6f}") for s, path, g, lab, prob in predictions)
+    atomic.write_text(eval_dir / "predictions.csv", buf.getvalue())
+
+
+def predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities for an unshuffled evaluation dataset."""
+    ys, ps = [], []
+    for x, y in dataset:
+        ps.append(np.asarray(model(x, training=False)).ravel())
+        ys.append(np.asarray(y).ravel())
+    if not ys:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(ys).round().astype(int), np.concatenate(ps)
+
+
+def evaluate_prepared(model, prepared, eval_cfg) -> tuple[dict, list, list]:
+    """The full end-of-run evaluation: thresholds from val, scores on test at each of them."""
+    y_val, p_val = predict(model, prepared.eval_dataset("val"))
+    y_test, p_test = predict(model, prepared.eval_dataset("test"))
+    th = choose_thresholds(y_val, p_val, eval_cfg.target_sensitivity, eval_cfg.threshold)
+    result = {
+        "split": "test",
+        "thresholds": th,
+        "val": binary_metrics(y_val, p_val, th["default"]),
+        "test": binary_metrics(y_test, p_test, th["default"]),
+        "test_at_target": binary_metrics(y_test, p_test, th["sensitivity_target"]),
+        "test_at_youden": binary_metrics(y_test, p_test, th["youden"]),
+    }
+    preds = []
+    for split, ys, ps in (("val", y_val, p_val), ("test", y_test, p_test)):
+        recs = prepared.split_records[split] if prepared.split_records else None
+        for i, (yi, pi) in enumerate(zip(ys, ps, strict=True)):
+            path, group = (recs[i].path, recs[i].group) if recs else (f"tfds:{split}:{i}", "")
+            preds.append((split, path, group, yi, float(pi)))
+    if prepared.split_records:
+        groups = [r.group for r in prepared.split_records["test"]]
+        result["patients"] = patient_level(groups, y_test, p_test, th["default"])
+    return result, roc_points(y_test, p_test), preds

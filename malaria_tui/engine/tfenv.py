@@ -1,0 +1,70 @@
+"""Import TensorFlow on demand, quietly, once.
+
+Front ends call :func:`tf` only when they need it, so ``--help`` and the TUI's first frame
+never wait for the multi-second import. C++ log noise is hidden unless ``verbose``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+_lock = threading.Lock()
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    global _verbose
+    _verbose = verbose
+
+
+def quiet_env() -> None:
+    """Environment that silences TF's C++ logs; must be set before the first import."""
+    if not _verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def tf():
+    """The ``tensorflow`` module, imported (once) with logging tamed."""
+    with _lock:
+        quiet_env()
+        import tensorflow as _tf
+
+        if not _verbose:
+            _tf.get_logger().setLevel(logging.ERROR)
+            try:
+                from absl import logging as absl_logging
+
+                absl_logging.set_verbosity(absl_logging.ERROR)
+            except ImportError:  # pragma: no cover
+                pass
+        return _tf
+
+
+def divert_native_stderr(log_path: str | os.PathLike | None = None) -> None:
+    """Send file descriptor 2 (where TF's C++ code logs) to ``log_path`` or /dev/null.
+
+    Python's own ``sys.stderr`` is re-pointed at a duplicate of the original descriptor, so the
+    program's messages still reach the terminal while native noise does not. Idempotent.
+    """
+    import sys
+
+    if (
+        _verbose
+        or getattr(divert_native_stderr, "_done", False)
+        or sys.stderr is not sys.__stderr__
+    ):
+        return  # verbose, done already, or Python's stderr is already redirected (e.g. under pytest)
+    try:
+        saved = os.dup(2)
+        target = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, 2)
+        os.close(target)
+    except OSError:  # pragma: no cover - no fd 2 at all (some daemons)
+        return
+    sys.stderr = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+    divert_native_stderr._done = True

@@ -1,0 +1,1 @@
+"""Training: the custom GradientTape loop, Keras ``fit``, checkpoints and the run orchestration."""

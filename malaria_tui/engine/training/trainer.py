@@ -1,0 +1,261 @@
+"""One training run end to end: data, model, loop, checkpoints, events, final evaluation.
+
+Front ends call :func:`train` (in a worker thread for the TUI); it writes the run directory
+and hands every event to ``on_event`` as well. Setting the ``stop`` event makes it save a
+resumable checkpoint at the current step and return.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from malaria_tui.engine import rundir as rd
+from malaria_tui.engine.errors import RunDirError, TrainingFailed
+from malaria_tui.engine.events import (
+    BatchEnd,
+    CheckpointSaved,
+    EpochEnd,
+    EvaluationDone,
+    Event,
+    LogMessage,
+    RunFailed,
+    RunFinished,
+    RunInterrupted,
+    RunStarted,
+)
+from malaria_tui.engine.tfenv import tf as _tf
+from malaria_tui.engine.training import checkpoints as ck
+from malaria_tui.engine.training.throttle import Throttle
+
+
+class _Emitter:
+    def __init__(self, writer: rd.EventWriter, on_event: Callable[[Event], None] | None):
+        self.writer, self.on_event = writer, on_event
+
+    def __call__(self, event: Event) -> None:
+        self.writer.write(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _improved(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def train(
+    config=None,
+    *,
+    runs_dir: str | Path = "runs",
+    run: rd.RunDir | None = None,
+    resume: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+    stop: threading.Event | None = None,
+) -> rd.RunDir:
+    """Train (or with ``resume=True`` continue) a run; returns its directory.
+
+    Raises ``UserError`` subclasses for bad input (before a run directory is created where
+    possible), ``TrainingFailed`` for NaN/Inf losses and ``KeyboardInterrupt`` untouched.
+    """
+    from malaria_tui.engine.data import pipeline
+
+    if resume:
+        if run is None:
+            raise RunDirError("resume needs a run directory")
+        config = run.load_config()
+        status = run.status()
+        if status in ("completed", "early_stopped"):
+            raise RunDirError(
+                f"{run.path}: already {status.replace('_', ' ')}; nothing to resume (evaluate it instead)"
+            )
+        if status == "running":
+            raise RunDirError(
+                f"{run.path}: still being trained by process {rd.lock_holder(run.path)}"
+            )
+        pos = ck.latest(run.checkpoints)
+    prepared = pipeline.prepare(config)
+    if not resume:
+        run = rd.create(runs_dir, config.name, config.to_toml())
+        pos = None
+    rd.acquire_lock(run)
+    writer = rd.EventWriter(run.events_path)
+    emit = _Emitter(writer, on_event)
+    try:
+        return _train(config, run, prepared, pos, emit, stop or threading.Event())
+    except TrainingFailed as e:
+        emit(RunFailed(reason=str(e)))
+        raise
+    except Exception as e:
+        emit(RunFailed(reason=f"{type(e).__name__}: {e}"))
+        raise
+    finally:
+        writer.close()
+        rd.release_lock(run)
+
+
+def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
+    _tf()
+    from malaria_tui.engine import evaluation, optim
+    from malaria_tui.engine.models.registry import build_model
+    from malaria_tui.engine.training.custom_loop import CustomLoop
+    from malaria_tui.engine.training.fit_loop import FitLoop
+    from malaria_tui.engine.training.tensorboard_log import TensorBoardLog
+
+    tc = config.train
+    epochs = tc.epochs
+    steps = prepared.steps_per_epoch
+    model = build_model(config)
+    optimizer = optim.build_optimizer(config.optimizer, steps, epochs)
+    loss_fn = optim.build_loss(config.loss)
+    loop_cls = CustomLoop if tc.loop == "custom" else FitLoop
+    loop = loop_cls(model, optimizer, loss_fn, config.eval.threshold)
+    start_epoch, start_step, best, bad_epochs = 0, 0, None, 0
+    if pos is not None:
+        ck.restore_state(run.checkpoints, model, optimizer, pos)
+        start_epoch, start_step, best, bad_epochs = pos.epoch, pos.step, pos.best, pos.bad_epochs
+    for path, why in prepared.skipped[:20]:
+        emit(LogMessage(level="warning", message=f"skipped {path}: {why}"))
+    if prepared.skipped:
+        emit(
+            LogMessage(
+                level="warning",
+                message=f"skipped {len(prepared.skipped)} unreadable file(s) in total",
+            )
+        )
+    emit(
+        RunStarted(
+            run_dir=str(run.path),
+            config=config.to_dict(),
+            n_train=prepared.counts["train"]["total"],
+            n_val=prepared.counts["val"]["total"],
+            n_test=prepared.counts["test"]["total"],
+            steps_per_epoch=steps,
+            epochs=epochs,
+            start_epoch=start_epoch,
+            start_step=start_step,
+            resumed=pos is not None,
+        )
+    )
+    emit(LogMessage(level="info", message=f"split by {prepared.split_mode}: {prepared.counts}"))
+    tb = TensorBoardLog(run.tensorboard, tc.tensorboard_images) if tc.tensorboard else None
+    throttle = Throttle(tc.batch_events_per_second)
+    monitor = tc.monitor
+    status = "completed"
+    epoch = start_epoch
+    try:
+        while epoch < epochs:
+            t0 = time.monotonic()
+            step0 = start_step if epoch == start_epoch else 0
+            ds = prepared.train_epoch(epoch, skip_batches=step0)
+            ep = epoch
+
+            def on_batch(step, logs_fn, ep=ep, step0=step0, t0=t0):
+                if throttle.due(force=step == steps):
+                    rate = (step - step0) * prepared.batch_size / max(time.monotonic() - t0, 1e-9)
+                    emit(
+                        BatchEnd(
+                            epoch=ep,
+                            step=step,
+                            steps=steps,
+                            metrics=logs_fn(),
+                            images_per_sec=rate,
+                            global_step=ep * steps + step,
+                        )
+                    )
+                return stop.is_set()
+
+            train_logs, step, stopped = loop.train_epoch(ds, step0, on_batch)
+            if stopped:
+                path = ck.save_state(
+                    run.checkpoints,
+                    model,
+                    optimizer,
+                    ck.Position(epoch, step, best, bad_epochs),
+                    tc.keep_checkpoints,
+                )
+                emit(CheckpointSaved(epoch=epoch, step=step, path=str(path), role="interrupt"))
+                emit(RunInterrupted(epoch=epoch, step=step, checkpoint=str(path)))
+                return run
+            train_seconds = time.monotonic() - t0
+            val_logs = {
+                f"val_{k}": v for k, v in loop.evaluate(prepared.eval_dataset("val")).items()
+            }
+            seconds = time.monotonic() - t0
+            train_logs = {k: v for k, v in train_logs.items() if not k.startswith("val_")}
+            emit(
+                EpochEnd(
+                    epoch=epoch,
+                    epochs=epochs,
+                    train=train_logs,
+                    val=val_logs,
+                    seconds=seconds,
+                    images_per_sec=(step - step0) * prepared.batch_size / max(train_seconds, 1e-9),
+                )
+            )
+            if tb:
+                tb.scalars(epoch, train_logs, val_logs)
+                tb.predictions(epoch, model, next(iter(prepared.eval_dataset("val"))))
+            value = val_logs.get(monitor, train_logs.get(monitor))
+            if value is None:
+                raise TrainingFailed(
+                    f"train.monitor = {monitor!r} is not a metric; use e.g. val_auc or val_loss"
+                )
+            if _improved(value, best, tc.monitor_mode):
+                best, bad_epochs = value, 0
+                ck.save_model(model, run.best_model)
+                emit(
+                    CheckpointSaved(
+                        epoch=epoch,
+                        step=step,
+                        path=str(run.best_model),
+                        role="best",
+                        monitor=monitor,
+                        value=value,
+                    )
+                )
+            else:
+                bad_epochs += 1
+            epoch += 1
+            path = ck.save_state(
+                run.checkpoints,
+                model,
+                optimizer,
+                ck.Position(epoch, 0, best, bad_epochs),
+                tc.keep_checkpoints,
+            )
+            emit(CheckpointSaved(epoch=epoch, step=0, path=str(path), role="last"))
+            if tc.early_stopping and bad_epochs >= tc.early_stopping:
+                status = "early_stopped"
+                emit(
+                    LogMessage(
+                        level="info",
+                        message=f"early stopping: {monitor} did not improve for {bad_epochs} epochs",
+                    )
+                )
+                break
+    finally:
+        if tb:
+            tb.close()
+    import keras
+
+    best_model = (
+        keras.saving.load_model(run.best_model, safe_mode=True, compile=False)
+        if run.best_model.exists()
+        else model
+    )
+    result, roc, preds = evaluation.evaluate_prepared(best_model, prepared, config.eval)
+    result["data"] = {
+        "source": prepared.source,
+        "split": prepared.split_mode,
+        "counts": prepared.counts,
+    }
+    evaluation.write_eval(run.eval_dir, result, roc, preds)
+    emit(
+        EvaluationDone(split="test", metrics=result["test"] | {"thresholds": result["thresholds"]})
+    )
+    emit(RunFinished(status=status, epochs_done=epoch, best={"monitor": monitor, "value": best}))
+    return run

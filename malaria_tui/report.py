@@ -1,0 +1,62 @@
+"""Rich tables for the headless ``evaluate`` and ``data`` commands."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_evaluation(r: dict) -> None:
+    c = Console()
+    c.print(f"[bold]{r['run']}[/] on {r['data']}: {r['n']} images")
+    t = Table(
+        "metric",
+        f"@ {r['threshold']:.3f}",
+        *[f"{k} @ {v['threshold']:.3f}" for k, v in r["at"].items()],
+    )
+    for key in ("accuracy", "auc", "sensitivity", "specificity", "precision", "npv", "f1"):
+        t.add_row(key, f"{r[key]:.4f}", *[f"{v[key]:.4f}" for v in r["at"].values()])
+    c.print(t)
+    cm = Table(
+        "actual \\ predicted",
+        "Parasitized",
+        "Uninfected",
+        title=f"confusion @ {r['threshold']:.3f}",
+    )
+    cm.add_row("Parasitized", str(r["tp"]), str(r["fn"]))
+    cm.add_row("Uninfected", str(r["fp"]), str(r["tn"]))
+    c.print(cm)
+    if "patients" in r:
+        pl = r["patients"]
+        c.print(
+            f"patients: {pl['patients']}, mean per-patient accuracy {pl['mean_accuracy']:.4f}, "
+            f"worst {pl['worst_accuracy']:.4f} ({pl['rows'][0]['group']})"
+        )
+
+
+def print_data(info: dict) -> None:
+    c = Console()
+    c.print(
+        f"[bold]{info['source']}[/]: {info['total']} images, split by {info['split']} {info['fractions']} (seed {info['seed']})"
+    )
+    t = Table("split", "Parasitized", "Uninfected", "total", "patients")
+    for split, n in info["counts"].items():
+        t.add_row(
+            split,
+            str(n["Parasitized"]),
+            str(n["Uninfected"]),
+            str(n["total"]),
+            str(n.get("groups", "-")),
+        )
+    c.print(t)
+    if "groups" in info:
+        s = info["sizes"]
+        c.print(
+            f"patient groups: {info['groups']}; width {s['width']['min']}-{s['width']['max']} "
+            f"(median {s['width']['median']}), height {s['height']['min']}-{s['height']['max']} "
+            f"(median {s['height']['median']}); modes {s['modes']}"
+        )
+    if info["skipped"]:
+        c.print(
+            f"[yellow]skipped {len(info['skipped'])} unreadable file(s)[/], e.g. {info['skipped'][0]['path']}: {info['skipped'][0]['why']}"
+        )

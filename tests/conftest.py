@@ -1,0 +1,49 @@
+"""Shared fixtures: small folders of real NIH cell images (from the bundled sample and shared/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SAMPLE = REPO / "malaria_tui" / "sample_data"
+RGB = SHARED / "malaria-rgb" / "cell_images"
+
+
+def copy_cells(dest: Path, per_class: int, step: int = 7) -> Path:
+    """``dest/Parasitized`` and ``dest/Uninfected`` with real sample cells (many patients)."""
+    for cls in ("Parasitized", "Uninfected"):
+        files = sorted((SAMPLE / cls).glob("*.png"))[::step][:per_class]
+        (dest / cls).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy(f, dest / cls / f.name)
+    return dest
+
+
+@pytest.fixture
+def cells(tmp_path) -> Path:
+    """60 real cells (30 per class) from ~50 patients."""
+    return copy_cells(tmp_path / "cells", 30)
+
+
+@pytest.fixture
+def rgb_dir() -> Path:
+    if not RGB.is_dir():
+        pytest.skip("shared/data/malaria-rgb is not beside the repo")
+    return RGB
+
+
+TINY = [
+    "data.limit=64",
+    "data.image_size=32",
+    "data.batch_size=16",
+    "train.epochs=1",
+    'model.name="lenet"',
+    "train.tensorboard_images=false",
+]

@@ -1,0 +1,58 @@
+"""Metric maths against NumPy / scikit-learn, Parasitized positive."""
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+from malaria_tui.engine import evaluation
+from malaria_tui.engine.metrics import CustomAccuracy, build_metrics
+
+RNG = np.random.default_rng(0)
+Y = RNG.integers(0, 2, 400)
+P = np.clip(Y * 0.35 + RNG.random(400) * 0.65, 0, 1)
+
+
+def test_custom_accuracy_uses_its_threshold():
+    for th in (0.3, 0.5, 0.7):
+        m = CustomAccuracy(threshold=th)
+        m.update_state(Y[:, None].astype("float32"), P[:, None].astype("float32"))
+        assert abs(float(m.result()) - np.mean((th <= P) == Y)) < 1e-6
+
+
+def test_stock_metrics_round_soft_labels():
+    metrics = {m.name: m for m in build_metrics(0.5)}
+    soft = np.where(Y == 1, 0.8, 0.2).astype("float32")[:, None]
+    for m in metrics.values():
+        m.update_state(soft, P[:, None].astype("float32"))
+    tn, fp, fn, tp = confusion_matrix(Y, P >= 0.5).ravel()
+    assert [float(metrics[k].result()) for k in ("tp", "tn", "fp", "fn")] == [tp, tn, fp, fn]
+
+
+def test_binary_metrics_match_sklearn():
+    m = evaluation.binary_metrics(Y, P, 0.5)
+    tn, fp, fn, tp = confusion_matrix(Y, P >= 0.5).ravel()
+    assert (m["tp"], m["tn"], m["fp"], m["fn"]) == (tp, tn, fp, fn)
+    assert abs(m["auc"] - roc_auc_score(Y, P)) < 1e-12
+    assert (
+        abs(m["sensitivity"] - tp / (tp + fn)) < 1e-12
+        and abs(m["specificity"] - tn / (tn + fp)) < 1e-12
+    )
+
+
+def test_threshold_for_target_sensitivity_is_the_most_specific_that_reaches_it():
+    t = evaluation.threshold_for_sensitivity(Y, P, 0.95)
+    assert evaluation.binary_metrics(Y, P, t)["sensitivity"] >= 0.95
+    assert evaluation.binary_metrics(Y, P, t + 1e-6)["sensitivity"] < 0.95
+    j = evaluation.threshold_youden(Y, P)
+    assert 0 <= j <= 1
+
+
+def test_patient_level_lists_worst_patient_first():
+    groups = ["A"] * 4 + ["B"] * 4
+    y = np.array([1, 1, 0, 0, 1, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.1, 0.2, 0.1, 0.9, 0.2, 0.8])
+    out = evaluation.patient_level(groups, y, p, 0.5)
+    assert (
+        out["rows"][0]["group"] == "B"
+        and out["worst_accuracy"] == 0.0
+        and out["mean_accuracy"] == 0.5
+    )

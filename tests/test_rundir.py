@@ -1,0 +1,57 @@
+"""The run directory contract: distinct names, a tolerant event reader, clear errors."""
+
+import json
+
+import pytest
+
+from malaria_tui.engine import rundir
+from malaria_tui.engine.errors import RunDirError
+from malaria_tui.engine.events import EpochEnd, LogMessage, from_json, to_json
+
+
+def test_runs_in_the_same_second_get_distinct_directories(tmp_path):
+    dirs = {rundir.create(tmp_path, "x", "seed = 1\n").path for _ in range(5)}
+    assert len(dirs) == 5 and all((d / "config.toml").read_text() == "seed = 1\n" for d in dirs)
+
+
+def test_event_round_trip_and_torn_last_line(tmp_path):
+    run = rundir.create(tmp_path, "x", "")
+    w = rundir.EventWriter(run.events_path)
+    ev = EpochEnd(
+        epoch=0,
+        epochs=2,
+        train={"loss": 0.5},
+        val={"val_loss": 0.6},
+        seconds=1.0,
+        images_per_sec=10.0,
+    )
+    w.write(ev)
+    w.close()
+    assert from_json(to_json(ev)) == ev
+    reader = rundir.EventReader(run.events_path)
+    assert reader.read_new() == [ev]
+    with open(run.events_path, "a") as f:
+        f.write('{"event": "log", "level": "info", "mess')  # a crash mid-line
+    assert reader.read_new() == []
+    with open(run.events_path, "a") as f:
+        f.write('\n{"event": "log", "level": "info", "message": "after", "time": 1}\n')
+    got = reader.read_new()
+    assert got == [LogMessage(level="info", message="after", time=1)] and reader.bad_lines == 1
+    assert run.status() == "stale"
+
+
+def test_open_run_rejects_non_runs(tmp_path):
+    with pytest.raises(RunDirError, match="no such run directory"):
+        rundir.open_run(tmp_path / "nope")
+    with pytest.raises(RunDirError, match="not a run directory"):
+        rundir.open_run(tmp_path)
+
+
+def test_lock_refuses_a_second_trainer(tmp_path):
+    run = rundir.create(tmp_path, "x", "")
+    (run.path / "run.lock").write_text("1")  # pid 1 is alive
+    with pytest.raises(RunDirError, match="still being trained by process 1"):
+        rundir.acquire_lock(run)
+    (run.path / "run.lock").write_text("999999999")  # dead pid: stale lock is taken over
+    rundir.acquire_lock(run)
+    assert json.loads((run.path / "run.lock").read_text()) > 1

@@ -1,0 +1,91 @@
+"""End to end on real cells: both loops, the run directory, interrupt + resume, evaluation."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from malaria_tui.engine import config, rundir
+from malaria_tui.engine.errors import RunDirError
+from malaria_tui.engine.events import TERMINAL_KINDS
+from malaria_tui.engine.training import checkpoints
+from malaria_tui.engine.training.trainer import train
+from tests.conftest import TINY
+
+
+def _cfg(cells, *more):
+    return config.load(None, [*TINY, f'data.source="folder:{cells}"', "data.limit=0", *more])
+
+
+@pytest.mark.parametrize("loop", ["custom", "fit"])
+def test_one_epoch_writes_a_complete_run_directory(tmp_path, cells, loop):
+    events = []
+    run = train(
+        _cfg(cells, f'train.loop="{loop}"'), runs_dir=tmp_path / "runs", on_event=events.append
+    )
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert {"batch", "epoch_end", "checkpoint_saved", "evaluation_done"} <= set(kinds)
+    assert run.events() == events  # the log holds exactly what the callback saw
+    assert run.status() == "completed"
+    m = json.loads((run.eval_dir / "metrics.json").read_text())
+    assert (
+        m["test"]["n"] == events[0].n_test
+        and m["test"]["tp"] + m["test"]["fn"] == m["test"]["n"] - m["test"]["tn"] - m["test"]["fp"]
+    )
+    assert set(m["thresholds"]) >= {"default", "sensitivity_target", "youden"}
+    assert m["test_at_target"]["threshold"] == m["thresholds"]["sensitivity_target"]
+    for f in ("confusion.csv", "roc.csv", "predictions.csv"):
+        assert (run.eval_dir / f).stat().st_size > 0
+    assert run.best_model.exists() and checkpoints.latest(run.checkpoints).epoch == 1
+    assert any((run.tensorboard / "train").iterdir())
+    assert config.load(run.config_path) == _cfg(cells, f'train.loop="{loop}"')
+    epoch = next(e for e in events if e.kind == "epoch_end")
+    assert {"loss", "accuracy", "auc", "tp"} <= set(epoch.train) and {"val_loss", "val_auc"} <= set(
+        epoch.val
+    )
+
+
+def test_stop_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, cells):
+    cfg = _cfg(
+        cells, "train.epochs=2", "train.batch_events_per_second=1000", "train.tensorboard=false"
+    )
+    whole = train(cfg, runs_dir=tmp_path / "a")
+    stop = threading.Event()
+
+    def stop_in_second_epoch(ev):
+        if ev.kind == "batch" and ev.epoch == 1 and ev.step == 1:
+            stop.set()
+
+    part = train(cfg, runs_dir=tmp_path / "b", on_event=stop_in_second_epoch, stop=stop)
+    assert part.status() == "interrupted"
+    pos = checkpoints.latest(part.checkpoints)
+    assert (pos.epoch, pos.step) == (1, 1)
+    resumed = []
+    train(run=part, resume=True, on_event=resumed.append)
+    assert resumed[0].kind == "run_started" and resumed[0].resumed and resumed[0].start_step == 1
+    assert part.status() == "completed"
+    a = json.loads((whole.eval_dir / "metrics.json").read_text())["test"]
+    b = json.loads((part.eval_dir / "metrics.json").read_text())["test"]
+    assert abs(a["auc"] - b["auc"]) < 0.02 and abs(a["accuracy"] - b["accuracy"]) < 0.05
+    last = lambda run: next(e for e in reversed(run.events()) if e.kind == "epoch_end")  # noqa: E731
+    np.testing.assert_allclose(last(whole).val["val_loss"], last(part).val["val_loss"], rtol=0.05)
+    with pytest.raises(RunDirError, match="already completed"):
+        train(run=part, resume=True)
+
+
+def test_nan_loss_fails_the_run_with_a_reason(tmp_path, cells):
+    from malaria_tui.engine.errors import TrainingFailed
+
+    cfg = _cfg(
+        cells,
+        "optimizer.learning_rate=1e9",
+        'optimizer.schedule="constant"',
+        'loss.name="bce"',
+        "model.l2=0.0",
+    )
+    with pytest.raises(TrainingFailed, match="loss became"):
+        train(cfg, runs_dir=tmp_path)
+    run = rundir.list_runs(tmp_path)[0]
+    assert run.status() == "failed" and run.events()[-1].kind in TERMINAL_KINDS
