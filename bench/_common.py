@@ -1,0 +1,44 @@
+"""Shared set-up for the benchmarks: real data, the engine's own loops, wall-clock timing."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from malaria_tui.engine import config, optim, tfenv  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "malaria" / "cell_images"
+
+
+def data_source(default_limit: int) -> tuple[str, int]:
+    """The shared NIH folder when present (CI and dev machines), else the bundled sample."""
+    if SHARED.is_dir():
+        return f"folder:{SHARED}", default_limit
+    return "sample", 0
+
+
+def build_loop(cfg, prepared, kind: str):
+    from malaria_tui.engine.models.registry import build_model
+    from malaria_tui.engine.training.custom_loop import CustomLoop
+    from malaria_tui.engine.training.fit_loop import FitLoop
+
+    model = build_model(cfg)
+    opt = optim.build_optimizer(cfg.optimizer, prepared.steps_per_epoch, cfg.train.epochs)
+    cls = CustomLoop if kind == "custom" else FitLoop
+    return cls(model, opt, optim.build_loss(cfg.loss), 0.5)
+
+
+def time_epoch(loop, dataset, n_images: int) -> float:
+    """Images per second of one training epoch."""
+    t = time.perf_counter()
+    loop.train_epoch(dataset, 0, lambda step, logs: False)
+    return n_images / (time.perf_counter() - t)
+
+
+__all__ = ["config", "tfenv", "data_source", "build_loop", "time_epoch", "REPO"]
