@@ -32,12 +32,20 @@ def main() -> None:
     test, tgt, pl = m["test"], m["test_at_target"], m.get("patients", {})
     print(f"\nrun: {run.path}")
     print(f"wall time: {minutes:.1f} min (target <= 15)")
-    print(f"test @0.5: accuracy {test['accuracy']:.4f} (target >= 0.97), AUC {test['auc']:.4f} (target >= 0.995)")
-    print(f"  sensitivity {test['sensitivity']:.4f}, specificity {test['specificity']:.4f}, n {test['n']}")
-    print(f"test @{tgt['threshold']:.3f} (chosen on val for sensitivity >= {m['thresholds']['target_sensitivity']}): "
-          f"sensitivity {tgt['sensitivity']:.4f}, specificity {tgt['specificity']:.4f}")
+    print(
+        f"test @0.5: accuracy {test['accuracy']:.4f} (target >= 0.97), AUC {test['auc']:.4f} (target >= 0.995)"
+    )
+    print(
+        f"  sensitivity {test['sensitivity']:.4f}, specificity {test['specificity']:.4f}, n {test['n']}"
+    )
+    print(
+        f"test @{tgt['threshold']:.3f} (chosen on val for sensitivity >= {m['thresholds']['target_sensitivity']}): "
+        f"sensitivity {tgt['sensitivity']:.4f}, specificity {tgt['specificity']:.4f}"
+    )
     if pl:
-        print(f"patients in test: {pl['patients']}, mean per-patient accuracy {pl['mean_accuracy']:.4f}, worst {pl['worst_accuracy']:.4f}")
+        print(
+            f"patients in test: {pl['patients']}, mean per-patient accuracy {pl['mean_accuracy']:.4f}, worst {pl['worst_accuracy']:.4f}"
+        )
 
 
 if __name__ == "__main__":

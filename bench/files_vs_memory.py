@@ -30,9 +30,24 @@ def main() -> None:
     prepared = pipeline.prepare(cfg)
     n = prepared.counts["train"]["total"]
     t = time.perf_counter()
-    images, labels = zip(*[(im.numpy(), y.numpy()) for im, y in pipeline._file_dataset(prepared.split_records["train"], cfg.data.image_size)], strict=True)
+    images, labels = zip(
+        *[
+            (im.numpy(), y.numpy())
+            for im, y in pipeline._file_dataset(
+                prepared.split_records["train"], cfg.data.image_size
+            )
+        ],
+        strict=True,
+    )
     print(f"decoding {n} files into memory took {time.perf_counter() - t:.1f}s")
-    mem = pipeline.Prepared(**{**prepared.__dict__, "_cached": {"train": tf.data.Dataset.from_tensor_slices((np.stack(images), np.array(labels)))}})
+    mem = pipeline.Prepared(
+        **{
+            **prepared.__dict__,
+            "_cached": {
+                "train": tf.data.Dataset.from_tensor_slices((np.stack(images), np.array(labels)))
+            },
+        }
+    )
     loops = {"files": build_loop(cfg, prepared, "custom"), "memory": build_loop(cfg, mem, "custom")}
     sources = {"files": prepared, "memory": mem}
     first = {k: time_epoch(loop, sources[k].train_epoch(0), n) for k, loop in loops.items()}
@@ -43,7 +58,11 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"{n} training images ({source}), model {cfg.model.name} @ {cfg.data.image_size}px")
     for k in loops:
-        print(f"  {k:6s} first epoch {first[k]:6.0f} img/s; then " + " ".join(f"{r:6.0f}" for r in rates[k]) + f"  median {med[k]:.0f}")
+        print(
+            f"  {k:6s} first epoch {first[k]:6.0f} img/s; then "
+            + " ".join(f"{r:6.0f}" for r in rates[k])
+            + f"  median {med[k]:.0f}"
+        )
     print(f"files / memory = {med['files'] / med['memory']:.3f}  (target >= 0.9)")
 
 

@@ -35,7 +35,9 @@ def main() -> None:
         for k, loop in loops.items():
             rates[k].append(time_epoch(loop, prepared.train_epoch(e), n))
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"model {cfg.model.name} @ {cfg.data.image_size}px, batch {cfg.data.batch_size}, {n} training images ({source})")
+    print(
+        f"model {cfg.model.name} @ {cfg.data.image_size}px, batch {cfg.data.batch_size}, {n} training images ({source})"
+    )
     for k, v in rates.items():
         print(f"  {k:6s} " + " ".join(f"{r:7.0f}" for r in v) + f"  median {med[k]:.0f} img/s")
     print(f"custom / fit = {med['custom'] / med['fit']:.3f}  (target >= 1.0)")

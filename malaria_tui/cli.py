@@ -14,7 +14,7 @@ import threading
 from enum import IntEnum
 from pathlib import Path
 
-COMMANDS = ("resume", "evaluate", "data", "watch")
+COMMANDS = ("resume", "evaluate", "data", "watch", "predict", "export")
 
 
 class ExitCode(IntEnum):
@@ -38,7 +38,8 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="malaria-tui",
         description="Train, tune, evaluate and deploy malaria cell classifiers from the terminal. "
         "With no arguments: the TUI, set up with configs/default.toml's settings on the bundled sample.",
-        epilog="commands: resume RUN_DIR | evaluate RUN_DIR | data SPEC | watch [RUN_DIR]  "
+        epilog="commands: resume RUN_DIR | evaluate RUN_DIR | data SPEC | watch [RUN_DIR] | "
+        "predict MODEL_OR_RUN PATH... | export RUN  "
         "(malaria-tui COMMAND --help for each).  Data SPEC: sample | tfds | tfds:DATA_DIR | folder:PATH",
     )
     p.add_argument(
@@ -110,6 +111,53 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("spec", metavar="SPEC", nargs="?", default="sample")
         p.add_argument("--config", metavar="FILE")
         p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
+        p.add_argument("--json", action="store_true")
+    elif cmd == "predict":
+        p = _Parser(
+            prog="malaria-tui predict",
+            description="Diagnose cell images: P(Parasitized) per cell, labels at the run's threshold, "
+            "parasitemia per folder with a 95%% confidence interval.",
+        )
+        p.add_argument(
+            "model",
+            metavar="MODEL_OR_RUN",
+            help="a run directory, a .keras/.tflite file or a SavedModel folder",
+        )
+        p.add_argument(
+            "paths", metavar="PATH", nargs="+", help="images or folders (searched recursively)"
+        )
+        p.add_argument(
+            "--threshold",
+            type=float,
+            help="decision threshold (default: the run's chosen operating point)",
+        )
+        p.add_argument(
+            "--operating-point",
+            choices=("sensitivity_target", "youden", "default"),
+            help="which of the run's thresholds to use",
+        )
+        fmt = p.add_mutually_exclusive_group()
+        fmt.add_argument("--json", action="store_true", help="one JSON object")
+        fmt.add_argument("--csv", action="store_true", help="one CSV row per cell")
+        p.add_argument(
+            "--tta",
+            action="store_true",
+            help="average the 8 flips/90-degree rotations of each cell",
+        )
+        p.add_argument(
+            "--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per image into DIR"
+        )
+    elif cmd == "export":
+        p = _Parser(
+            prog="malaria-tui export",
+            description="Export a run's best model and check it against the original.",
+        )
+        p.add_argument("run_dir", metavar="RUN")
+        p.add_argument("--format", choices=("keras", "savedmodel", "tflite"), default="keras")
+        p.add_argument(
+            "--quantize", choices=("int8",), help="int8 post-training quantization (tflite)"
+        )
+        p.add_argument("--out", metavar="PATH", help="where to write (default: RUN/export/...)")
         p.add_argument("--json", action="store_true")
     else:  # watch
         p = _Parser(
@@ -251,6 +299,56 @@ def _cmd_data(args) -> int:
         from malaria_tui.report import print_data
 
         print_data(info)
+    return ExitCode.OK
+
+
+def _cmd_predict(args) -> int:
+    from malaria_tui.engine import predictor, tfenv
+    from malaria_tui.engine.predict import run_predict
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        from malaria_tui.engine.errors import UserError
+
+        raise UserError(f"--threshold {args.threshold}: must be between 0 and 1")
+    tfenv.divert_native_stderr()
+    model = predictor.load(args.model, args.operating_point)
+    cells, folders, bad, th, x = run_predict(model, args.paths, args.threshold, args.tta)
+    if args.explain:
+        from malaria_tui.engine.explain import write_overlays
+
+        if model.kind != "keras":
+            from malaria_tui.engine.errors import UserError
+
+            raise UserError("--explain needs a Keras model (a run directory or a .keras file)")
+        write_overlays(model.model, x, [c.path for c in cells], Path(args.explain))
+    from malaria_tui.report import print_predictions
+
+    print_predictions(
+        cells,
+        folders,
+        bad,
+        th,
+        model,
+        fmt="json" if args.json else "csv" if args.csv else "table",
+        tta=args.tta,
+    )
+    return ExitCode.OK
+
+
+def _cmd_export(args) -> int:
+    from malaria_tui.engine import tfenv
+    from malaria_tui.engine.export import export_run
+
+    tfenv.divert_native_stderr()
+    report = export_run(args.run_dir, args.format, args.out, args.quantize)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        change = f"accuracy {report['accuracy_original']:.4f} -> {report['accuracy_export']:.4f} ({report['accuracy_change']:+.4f})"
+        print(
+            f"exported {report['path']} ({report['bytes'] / 1e6:.2f} MB); checked on {report['checked_on']} test images: "
+            f"max |p - p_original| = {report['max_abs_diff']:.2e}, {change}"
+        )
     return ExitCode.OK
 
 

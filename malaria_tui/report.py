@@ -60,3 +60,64 @@ def print_data(info: dict) -> None:
         c.print(
             f"[yellow]skipped {len(info['skipped'])} unreadable file(s)[/], e.g. {info['skipped'][0]['path']}: {info['skipped'][0]['why']}"
         )
+
+
+def print_predictions(
+    cells, folders, bad, threshold, model, fmt: str = "table", tta: bool = False
+) -> None:
+    import csv
+    import json
+    import sys
+    from dataclasses import asdict
+
+    if fmt == "json":
+        out = {
+            "model": model.source,
+            "threshold": threshold,
+            "tta": tta,
+            "cells": [asdict(c) for c in cells],
+            "folders": [asdict(f) for f in folders],
+            "unreadable": [{"path": p, "why": w} for p, w in bad],
+        }
+        print(json.dumps(out, indent=2))
+        return
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(["path", "prob_parasitized", "label"])
+        for c in cells:
+            w.writerow([c.path, f"{c.prob:.6f}", c.label])
+        for p, why in bad:
+            w.writerow([p, "", f"unreadable: {why}"])
+        return
+    c = Console()
+    c.print(
+        f"model {model.source} ({model.kind}, {model.image_size}px); threshold {threshold:.3f}{' with TTA' if tta else ''}"
+    )
+    shown = sorted(cells, key=lambda r: -r.prob)[:20]
+    t = Table(
+        "image",
+        "P(parasitized)",
+        "label",
+        title=f"{len(cells)} cells (most suspicious first{', first 20' if len(cells) > 20 else ''})",
+    )
+    for r in shown:
+        t.add_row(
+            r.path, f"{r.prob:.3f}", f"[red]{r.label}[/]" if r.label == "Parasitized" else r.label
+        )
+    c.print(t)
+    s = Table("folder", "cells", "parasitized", "parasitemia", "95% CI", title="per folder")
+    for f in folders:
+        s.add_row(
+            f.folder,
+            str(f.cells),
+            str(f.parasitized),
+            f"{f.parasitemia:.1f}%",
+            f"{f.ci_low:.1f}-{f.ci_high:.1f}%",
+        )
+    c.print(s)
+    if bad:
+        c.print(f"[yellow]{len(bad)} unreadable file(s):[/]")
+        for p, why in bad:
+            c.print(f"  {p}: {why}", markup=False)
+    if len(cells) > 20:
+        c.print("all cells: add --csv or --json")

@@ -47,3 +47,25 @@ TINY = [
     'model.name="lenet"',
     "train.tensorboard_images=false",
 ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real run trained for two quick epochs on 96 real cells (shared by several modules)."""
+    from malaria_tui.engine import config
+    from malaria_tui.engine.training.trainer import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    cells_dir = copy_cells(root / "cells", 48, step=11)
+    cfg = config.load(
+        None,
+        [
+            *TINY,
+            f'data.source="folder:{cells_dir}"',
+            "data.limit=0",
+            "train.epochs=2",
+            'model.name="cellnet"',
+            "model.width=8",
+        ],
+    )
+    return train(cfg, runs_dir=root / "runs")

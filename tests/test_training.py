@@ -9,6 +9,7 @@ import pytest
 from malaria_tui.engine import config, rundir
 from malaria_tui.engine.errors import RunDirError
 from malaria_tui.engine.events import TERMINAL_KINDS
+from malaria_tui.engine.tfenv import tf as _tf
 from malaria_tui.engine.training import checkpoints
 from malaria_tui.engine.training.trainer import train
 from tests.conftest import TINY
@@ -40,7 +41,18 @@ def test_one_epoch_writes_a_complete_run_directory(tmp_path, cells, loop):
         assert (run.eval_dir / f).stat().st_size > 0
     assert run.best_model.exists() and checkpoints.latest(run.checkpoints).epoch == 1
     assert any((run.tensorboard / "train").iterdir())
-    assert config.load(run.config_path) == _cfg(cells, f'train.loop="{loop}"')
+    saved = config.load(run.config_path)  # resolved: "auto" became what the data called for
+    assert (saved.data.color, saved.data.split) == ("gray", "patient")
+    assert saved.model_copy(update={"data": cfg.data}) == cfg
+    assert not (run.path / "cache").exists()  # a disk cache is removed once the run is done
+    if cfg.train.tensorboard_images:
+        tags = {
+            v.tag
+            for f in (run.tensorboard / "val").iterdir()
+            for e in _tf().compat.v1.train.summary_iterator(str(f))
+            for v in e.summary.value
+        }
+        assert {"sample_predictions", "confusion_matrix", "auc", "loss"} <= tags
     epoch = next(e for e in events if e.kind == "epoch_end")
     assert {"loss", "accuracy", "auc", "tp"} <= set(epoch.train) and {"val_loss", "val_auc"} <= set(
         epoch.val

@@ -32,6 +32,7 @@ class DataConfig(_Section):
     batch_size: int = Field(64, ge=1, le=8192)
     limit: int = Field(0, ge=0)
     cache: Literal["memory", "disk", "none"] = "memory"
+    color: Literal["auto", "gray", "rgb"] = "auto"
 
     @model_validator(mode="after")
     def _fractions_sum(self):
@@ -115,6 +116,7 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     threshold: Prob = 0.5
     target_sensitivity: Prob = 0.95
+    operating_point: Literal["sensitivity_target", "youden", "default"] = "sensitivity_target"
 
 
 class Config(_Section):

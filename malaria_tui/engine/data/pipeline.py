@@ -31,6 +31,8 @@ class Prepared:
     counts: dict[str, dict[str, int]]  # split -> {"Parasitized": n, "Uninfected": n, "total": n}
     split_records: dict[str, list[rec.Record]] | None  # None for TFDS (no file names)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    cache: str = "memory"  # memory | disk (set cache_dir) | none
+    color: str = "rgb"  # gray: every image is reduced to luminance (set when the data is grayscale)
     _cached: dict = field(default_factory=dict, repr=False)
     _augment_cfg: object = None
     _cache_dir: Path | None = None
@@ -46,15 +48,14 @@ class Prepared:
             tf = _tf()
             if self._tfds_splits is not None:
                 ds = self._tfds_splits[split].map(
-                    lambda im, y: (resize_uint8(im, self.image_size), y),
+                    lambda im, y: (resize_uint8(im, self.image_size, self.color == "gray"), y),
                     num_parallel_calls=tf.data.AUTOTUNE,
                 )
             else:
-                ds = _file_dataset(self.split_records[split], self.image_size)
-            if self._cache_dir is not None:
-                self._cache_dir.mkdir(parents=True, exist_ok=True)
-                ds = ds.cache(str(self._cache_dir / f"{split}"))
-            else:
+                ds = _file_dataset(self.split_records[split], self.image_size, self.color == "gray")
+            if self.cache == "disk" and self._cache_dir is not None:
+                ds = ds.cache(str(_fresh_disk_cache(self._cache_dir, split)))
+            elif self.cache != "none":
                 ds = ds.cache()
             self._cached[split] = ds
         return self._cached[split]
@@ -108,6 +109,22 @@ class Prepared:
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def use_disk_cache(prepared: Prepared, cache_dir: Path) -> None:
+    """Cache decoded images under ``cache_dir`` (the run's own ``cache/`` folder)."""
+    prepared._cache_dir = cache_dir
+
+
+def _fresh_disk_cache(cache_dir: Path, split: str) -> Path:
+    """The cache file prefix for ``split``; a cache left half-written by a killed run is removed
+    (TF marks an unfinished cache with a ``.lockfile`` and would refuse to read or rewrite it)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    prefix = cache_dir / split
+    if any(cache_dir.glob(f"{split}*.lockfile")):
+        for f in cache_dir.glob(f"{split}*"):
+            f.unlink(missing_ok=True)
+    return prefix
+
+
 def _augment():
     from malaria_tui.engine import augment
 
@@ -118,8 +135,12 @@ def _derive(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
 
 
-def resize_uint8(image, size: int):
-    """Any HxWxC uint8 image to size x size x 3 uint8 (gray expanded, alpha dropped)."""
+def resize_uint8(image, size: int, gray: bool = False):
+    """Any HxWxC uint8 image to size x size x 3 uint8 (gray expanded, alpha dropped).
+
+    ``gray`` turns colour input into luminance first (ITU-R 601, as Pillow's ``convert("L")``),
+    so a model trained on grayscale cells sees colour crops the way it was trained.
+    """
     tf = _tf()
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
@@ -129,13 +150,15 @@ def resize_uint8(image, size: int):
         c == 1, lambda: tf.image.grayscale_to_rgb(image[..., :1]), lambda: image[..., :3]
     )
     image.set_shape([None, None, 3])
+    if gray:
+        image = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))
     out = tf.image.resize(
         tf.cast(image, tf.float32), [size, size], method="bilinear", antialias=True
     )
     return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
 
-def to_model_input(image: np.ndarray, size: int):
+def to_model_input(image: np.ndarray, size: int, gray: bool = False):
     """One in-memory image (any size; gray, RGB or RGBA; uint8 or uint16) as a float model input."""
     tf = _tf()
     arr = np.asarray(image)
@@ -143,7 +166,7 @@ def to_model_input(image: np.ndarray, size: int):
         arr = (arr / 257).astype(np.uint8)
     elif arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return tf.cast(resize_uint8(arr, size), tf.float32) / 255.0
+    return tf.cast(resize_uint8(arr, size, gray), tf.float32) / 255.0
 
 
 def load_pil(path: str) -> np.ndarray:
@@ -151,14 +174,15 @@ def load_pil(path: str) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float64)
-            arr = (arr / max(arr.max(), 1) * 255).astype(np.uint8)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale 0..65535 to 0..255
+            arr = (
+                (np.clip(np.asarray(im, dtype=np.float64), 0, 65535) / 257).round().astype(np.uint8)
+            )
             return np.stack([arr] * 3, axis=-1)
         return np.asarray(im.convert("RGB"))
 
 
-def _file_dataset(records: list[rec.Record], size: int):
+def _file_dataset(records: list[rec.Record], size: int, gray: bool = False):
     tf = _tf()
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
@@ -168,14 +192,14 @@ def _file_dataset(records: list[rec.Record], size: int):
         def load(path, label):
             raw = tf.io.read_file(path)
             image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
-            return resize_uint8(image, size), label
+            return resize_uint8(image, size, gray), label
 
     else:
 
         def load(path, label):
             image = tf.numpy_function(lambda p: load_pil(p.decode()), [path], tf.uint8)
             image.set_shape([None, None, 3])
-            return resize_uint8(image, size), label
+            return resize_uint8(image, size, gray), label
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -213,17 +237,18 @@ def resolve_source(source: str) -> tuple[str, str | None]:
     return kind, arg
 
 
-def prepare(config, cache_dir: Path | None = None) -> Prepared:
+def prepare(config) -> Prepared:
     """Scan, split and describe the data of a run; datasets are built lazily from the result."""
     d = config.data
     kind, arg = resolve_source(d.source)
     if kind == "tfds":
-        return _prepare_tfds(config, arg, cache_dir)
+        return _prepare_tfds(config, arg)
     scan = rec.scan_folder(arg)
     records = _limit(scan.records, d.limit, config.seed)
     mode = splits.resolve_mode(d.split, scan.groups_known, len({r.group for r in records}))
     parts = splits.split_records(records, d.fractions, config.seed, mode)
     return Prepared(
+        color=resolve_color(d.color, records),
         source=d.source,
         split_mode=mode,
         image_size=d.image_size,
@@ -232,9 +257,23 @@ def prepare(config, cache_dir: Path | None = None) -> Prepared:
         counts=_counts(parts),
         split_records=parts,
         skipped=scan.skipped,
+        cache=d.cache,
         _augment_cfg=config.augment,
-        _cache_dir=cache_dir if d.cache == "disk" else None,
     )
+
+
+def resolve_color(color: str, records: list[rec.Record], probe: int = 64) -> str:
+    """``auto``: gray when the images are single-channel (e.g. the 50x50 NIH copies), else rgb."""
+    if color != "auto":
+        return color
+    from PIL import Image
+
+    step = max(1, len(records) // probe)
+    for r in records[::step][:probe]:
+        with Image.open(r.path) as im:
+            if im.mode not in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L"):
+                return "rgb"
+    return "gray"
 
 
 def prepare_all(config) -> Prepared:
@@ -253,6 +292,7 @@ def prepare_all(config) -> Prepared:
         records, skipped = {"all": scan.records}, scan.skipped
         counts, parts = _counts(records), None
     return Prepared(
+        color="rgb" if d.color == "auto" else d.color,
         source=d.source,
         split_mode="none",
         image_size=d.image_size,
@@ -265,7 +305,7 @@ def prepare_all(config) -> Prepared:
     )
 
 
-def _prepare_tfds(config, data_dir: str | None, cache_dir: Path | None) -> Prepared:
+def _prepare_tfds(config, data_dir: str | None) -> Prepared:
     from malaria_tui.engine.data import tfds_source
 
     d = config.data
@@ -286,7 +326,8 @@ def _prepare_tfds(config, data_dir: str | None, cache_dir: Path | None) -> Prepa
         seed=config.seed,
         counts=counts,
         split_records=None,
+        cache=d.cache,
+        color="rgb" if d.color == "auto" else d.color,
         _augment_cfg=config.augment,
-        _cache_dir=cache_dir if d.cache == "disk" else None,
         _tfds_splits=parts,
     )

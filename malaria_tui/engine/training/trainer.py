@@ -7,6 +7,7 @@ resumable checkpoint at the current step and return.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -78,10 +79,14 @@ def train(
             )
         pos = ck.latest(run.checkpoints)
     prepared = pipeline.prepare(config)
+    # Save what "auto" resolved to, so evaluate/predict/export treat new images the same way.
+    data = config.data.model_copy(update={"color": prepared.color, "split": prepared.split_mode})
+    config = config.model_copy(update={"data": data})
     if not resume:
         run = rd.create(runs_dir, config.name, config.to_toml())
         pos = None
     rd.acquire_lock(run)
+    pipeline.use_disk_cache(prepared, run.path / "cache")
     writer = rd.EventWriter(run.events_path)
     emit = _Emitter(writer, on_event)
     try:
@@ -258,4 +263,5 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
         EvaluationDone(split="test", metrics=result["test"] | {"thresholds": result["thresholds"]})
     )
     emit(RunFinished(status=status, epochs_done=epoch, best={"monitor": monitor, "value": best}))
+    shutil.rmtree(run.path / "cache", ignore_errors=True)  # a disk cache is only needed to resume
     return run

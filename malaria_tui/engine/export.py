@@ -1,0 +1,137 @@
+"""Export a run's best model (Keras, SavedModel, TFLite float or int8) and check it.
+
+Every export is compared with the original model on the run's own test images: float exports
+must agree to 1e-4 in probability; an int8 export reports its accuracy change instead.
+A ``<export>.malaria.json`` sidecar carries the image size and the run's thresholds, so
+``predict`` on the exported file uses the same operating point.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from malaria_tui.engine import atomic, evaluation, rundir
+from malaria_tui.engine.errors import UserError
+from malaria_tui.engine.tfenv import tf as _tf
+
+FORMATS = ("keras", "savedmodel", "tflite")
+
+
+def _test_images(cfg, limit: int = 512):
+    from malaria_tui.engine.data import pipeline
+
+    prepared = pipeline.prepare(cfg)
+    xs, ys = [], []
+    for x, y in prepared.eval_dataset("test"):
+        xs.append(np.asarray(x))
+        ys.append(np.asarray(y).ravel())
+        if sum(len(a) for a in xs) >= limit:
+            break
+    return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit], prepared
+
+
+def _representative(prepared, n: int = 200):
+    def gen():
+        count = 0
+        for x, _ in prepared.train_epoch(0, augment=False):
+            for img in np.asarray(x):
+                yield [img[None].astype(np.float32)]
+                count += 1
+                if count >= n:
+                    return
+
+    return gen
+
+
+def export_run(run_path, fmt: str, out: str | None = None, quantize: str | None = None) -> dict:
+    """Write the export and return a report: path, size, agreement with the original."""
+    from malaria_tui.engine import predictor as pr
+    from malaria_tui.engine.scoring import load_best, run_thresholds
+
+    tf = _tf()
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    if quantize and (quantize != "int8" or fmt != "tflite"):
+        raise UserError("--quantize int8 goes with --format tflite only")
+    run = rundir.open_run(run_path)
+    cfg = run.load_config()
+    model = load_best(run)
+    size = cfg.data.image_size
+    suffix = {
+        "keras": ".keras",
+        "savedmodel": "",
+        "tflite": "-int8.tflite" if quantize else ".tflite",
+    }[fmt]
+    dest = (
+        Path(out).expanduser() if out else run.path / "export" / f"model{suffix or '-savedmodel'}"
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "keras":
+        from malaria_tui.engine.training.checkpoints import save_model
+
+        save_model(model, dest)
+    else:
+        saved = dest.parent / f".{dest.name}.savedmodel.tmp"
+        shutil.rmtree(saved, ignore_errors=True)
+        model.export(str(saved), format="tf_saved_model", verbose=False)
+        if fmt == "savedmodel":
+            shutil.rmtree(dest, ignore_errors=True)
+            saved.replace(dest)
+        else:
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+            if quantize:
+                _, _, prepared = _test_images(cfg, 1)
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = _representative(prepared)
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+            atomic.write_bytes(dest, converter.convert())
+            shutil.rmtree(saved, ignore_errors=True)
+    thresholds = run_thresholds(run)
+    side = dest.with_name(dest.name + pr.SIDECAR) if fmt != "savedmodel" else dest / pr.SIDECAR
+    atomic.write_json(
+        side,
+        {
+            "image_size": size,
+            "color": cfg.data.color,
+            "thresholds": thresholds,
+            "run": str(run.path),
+            "positive": "Parasitized",
+        },
+    )
+    try:
+        return check(model, dest, cfg, quantized=bool(quantize))
+    except UserError:
+        shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(missing_ok=True)
+        raise
+
+
+def check(model, dest: Path, cfg, quantized: bool) -> dict:
+    from malaria_tui.engine import predictor as pr
+
+    x, y, _ = _test_images(cfg)
+    ref = np.asarray(model(x, training=False)).ravel()
+    got = pr.load(dest).probabilities(x)
+    diff = float(np.max(np.abs(ref - got))) if len(x) else 0.0
+    acc_ref = evaluation.binary_metrics(y, ref, 0.5)["accuracy"]
+    acc_got = evaluation.binary_metrics(y, got, 0.5)["accuracy"]
+    size = sum(f.stat().st_size for f in dest.rglob("*")) if dest.is_dir() else dest.stat().st_size
+    report = {
+        "path": str(dest),
+        "bytes": int(size),
+        "checked_on": int(len(x)),
+        "max_abs_diff": diff,
+        "accuracy_original": acc_ref,
+        "accuracy_export": acc_got,
+        "accuracy_change": acc_got - acc_ref,
+        "quantized": quantized,
+    }
+    if not quantized and diff > 1e-4:
+        raise UserError(
+            f"{dest}: export disagrees with the original model by {diff:.2e} (> 1e-4); not usable"
+        )
+    return report

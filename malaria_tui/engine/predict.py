@@ -1,0 +1,133 @@
+"""Diagnose new images: per-cell probabilities, labels at the run's threshold, parasitemia.
+
+Images may be any size, grayscale, RGB, RGBA or 16-bit; unreadable files are listed, never
+fatal. ``tta`` averages the eight flips/90-degree rotations of each cell.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from malaria_tui.engine.data import records
+from malaria_tui.engine.errors import UserError
+
+
+@dataclass(frozen=True)
+class CellResult:
+    path: str
+    folder: str
+    prob: float
+    label: str
+
+
+@dataclass(frozen=True)
+class FolderSummary:
+    folder: str
+    cells: int
+    parasitized: int
+    parasitemia: float  # percent of cells
+    ci_low: float
+    ci_high: float
+
+
+def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files under the given files/folders (recursive, symlinked folders not followed)."""
+    found: list[Path] = []
+    missing: list[str] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if path.is_dir():
+            for dirpath, dirnames, files in os.walk(path, followlinks=False):
+                dirnames.sort()
+                found += [
+                    Path(dirpath) / f
+                    for f in sorted(files)
+                    if Path(f).suffix.lower() in records.IMAGE_SUFFIXES
+                ]
+        elif path.is_file():
+            found.append(path)
+        else:
+            missing.append(str(path))
+    if missing:
+        raise UserError(f"{missing[0]}: no such file or folder")
+    if not found:
+        raise UserError(f"{paths[0]}: no images found (PNG, JPEG, BMP, GIF or TIFF)")
+    return found, []
+
+
+def load_images(
+    paths: list[Path], size: int, gray: bool = False
+) -> tuple[np.ndarray, list[Path], list[tuple[str, str]]]:
+    """Model inputs for the readable images; the rest come back as (path, reason)."""
+    from malaria_tui.engine.data.pipeline import load_pil, to_model_input
+
+    arrays, ok, bad = [], [], []
+    for p in paths:
+        try:
+            arr = load_pil(str(p))
+        except Exception as e:  # noqa: BLE001 - any decoder failure is "unreadable"
+            bad.append((str(p), f"not a readable image ({type(e).__name__})"))
+            continue
+        arrays.append(
+            np.asarray(to_model_input(arr, size, gray))
+        )  # the very resize used in training
+        ok.append(p)
+    x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.float32)
+    return x, ok, bad
+
+
+def dihedral(x: np.ndarray) -> list[np.ndarray]:
+    """The eight flips and 90-degree rotations of a batch (N, H, W, C)."""
+    out = []
+    for k in range(4):
+        r = np.rot90(x, k, axes=(1, 2))
+        out += [r, r[:, :, ::-1]]
+    return out
+
+
+def probabilities(predictor, x: np.ndarray, tta: bool) -> np.ndarray:
+    if not tta:
+        return predictor.probabilities(x)
+    return np.mean([predictor.probabilities(np.ascontiguousarray(v)) for v in dihedral(x)], axis=0)
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (sane at 0 and n, unlike the normal one)."""
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def summarise(cells: list[CellResult]) -> list[FolderSummary]:
+    by: dict[str, list[CellResult]] = defaultdict(list)
+    for c in cells:
+        by[c.folder].append(c)
+    out = []
+    for folder, items in sorted(by.items()):
+        k = sum(c.label == "Parasitized" for c in items)
+        lo, hi = wilson(k, len(items))
+        out.append(FolderSummary(folder, len(items), k, 100 * k / len(items), 100 * lo, 100 * hi))
+    return out
+
+
+def run_predict(predictor, paths: list[str], threshold: float | None = None, tta: bool = False):
+    """(cells, folder summaries, unreadable files, threshold used) for images under ``paths``."""
+    files, _ = collect(paths)
+    th = predictor.threshold if threshold is None else threshold
+    x, ok, bad = load_images(files, predictor.image_size, predictor.color == "gray")
+    probs = probabilities(predictor, x, tta) if len(x) else np.zeros(0)
+    cells = [
+        CellResult(str(p), str(p.parent), float(pr), "Parasitized" if pr >= th else "Uninfected")
+        for p, pr in zip(ok, probs, strict=True)
+    ]
+    return cells, summarise(cells), bad, th, x
