@@ -28,7 +28,7 @@ def main() -> None:
     prepared = pipeline.prepare(cfg)
     n = prepared.counts["train"]["total"]
     loops = {k: build_loop(cfg, prepared, k) for k in ("custom", "fit")}
-    for k, loop in loops.items():
+    for loop in loops.values():
         time_epoch(loop, prepared.train_epoch(0), n)
     rates = {k: [] for k in loops}
     for e in range(1, a.epochs + 1):

@@ -19,12 +19,13 @@ def _cfg(cells, *more):
     return config.load(None, [*TINY, f'data.source="folder:{cells}"', "data.limit=0", *more])
 
 
-@pytest.mark.parametrize("loop", ["custom", "fit"])
-def test_one_epoch_writes_a_complete_run_directory(tmp_path, cells, loop):
+@pytest.mark.parametrize(
+    "loop, extra", [("custom", []), ("fit", ['data.cache="disk"', "train.tensorboard_images=true"])]
+)
+def test_one_epoch_writes_a_complete_run_directory(tmp_path, cells, loop, extra):
     events = []
-    run = train(
-        _cfg(cells, f'train.loop="{loop}"'), runs_dir=tmp_path / "runs", on_event=events.append
-    )
+    cfg = _cfg(cells, f'train.loop="{loop}"', *extra)
+    run = train(cfg, runs_dir=tmp_path / "runs", on_event=events.append)
     kinds = [e.kind for e in events]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
     assert {"batch", "epoch_end", "checkpoint_saved", "evaluation_done"} <= set(kinds)
