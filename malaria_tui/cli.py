@@ -231,7 +231,8 @@ def _train(cfg, runs_dir, run, resume, stop, report):
 def _headless(job, plain: bool) -> int:
     """Run a training job with headless output; Ctrl+C or SIGTERM stops it at a checkpoint."""
     from malaria_tui.engine import tfenv
-    from malaria_tui.engine.errors import TrainingFailed
+    from malaria_tui.engine.errors import TrainingFailed, UserError
+    from malaria_tui.engine.faults import explain_fault
     from malaria_tui.headless import reporter
 
     tfenv.divert_native_stderr()
@@ -254,6 +255,14 @@ def _headless(job, plain: bool) -> int:
     except TrainingFailed as e:
         report.close()
         print(f"malaria-tui: training failed: {e}", file=sys.stderr)
+        return ExitCode.FAILED
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a runtime fault: one line, details with --verbose
+        report.close()
+        print(f"malaria-tui: training failed: {explain_fault(e)}", file=sys.stderr)
+        if tfenv._verbose:
+            raise
         return ExitCode.FAILED
     finally:
         report.close()

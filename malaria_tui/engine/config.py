@@ -140,6 +140,8 @@ class Config(_Section):
 def _format_error(err: ValidationError, where: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if not key.isprintable():
+        key = repr(key)
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key; check the spelling (see configs/default.toml for every key)"
@@ -151,7 +153,7 @@ def _format_error(err: ValidationError, where: str) -> str:
         msg = f"{msg} (got {first['input']!r})"
     more = len(err.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    msg = msg.removeprefix("Value error, ")
+    msg = " ".join(msg.removeprefix("Value error, ").split())
     if msg.startswith(key + "."):
         return f"{where}: {msg}{tail}"
     return f"{where}: {key}: {msg}{tail}"

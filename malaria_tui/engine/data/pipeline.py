@@ -7,6 +7,7 @@ only on (seed, epoch), so a resumed run sees exactly the batches it would have s
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,10 @@ def _file_dataset(records: list[rec.Record], size: int, gray: bool = False):
     tf = _tf()
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    # Bytes, not str: file names need not be valid UTF-8.
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.array([os.fsencode(p) for p in paths], dtype=object), labels)
+    )
     if all(Path(p).suffix.lower() in rec.TF_DECODABLE for p in paths):
 
         def load(path, label):
@@ -197,7 +201,7 @@ def _file_dataset(records: list[rec.Record], size: int, gray: bool = False):
     else:
 
         def load(path, label):
-            image = tf.numpy_function(lambda p: load_pil(p.decode()), [path], tf.uint8)
+            image = tf.numpy_function(lambda p: load_pil(os.fsdecode(p)), [path], tf.uint8)
             image.set_shape([None, None, 3])
             return resize_uint8(image, size, gray), label
 
