@@ -20,7 +20,8 @@ PER_CLASS = 750
 
 def main(src: str) -> None:
     src_p = Path(src)
-    rows = list(csv.DictReader(open(src_p / "manifest.csv")))
+    with open(src_p / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     out = Path(__file__).resolve().parents[1] / "malaria_tui" / "sample_data"
     if out.exists():
         shutil.rmtree(out)

@@ -1,0 +1,419 @@
+"""The malaria-tui Textual application.
+
+``create_app()`` builds it for the CLI, the tests and ``tools/screenshots.py``. TensorFlow is
+never imported at start-up: the first frame paints, then a thread imports it while the top bar
+says "TF loading…"; actions that need it are offered once it says "TF ready".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.content import Content
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from malaria_tui.engine import config as config_mod
+from malaria_tui.engine.config import Config
+from malaria_tui.engine.errors import ConfigError, UserError
+from malaria_tui.engine.events import TERMINAL_KINDS, Event, RunFailed
+from malaria_tui.engine.rundir import EventReader, RunDir, list_runs
+from malaria_tui.tui.commands import MalariaCommands
+from malaria_tui.tui.messages import EngineEvent, TFReady
+from malaria_tui.tui.screens.base import BaseScreen
+from malaria_tui.tui.session import TrainingSession
+from malaria_tui.tui.widgets.topbar import SCREENS
+
+TICK_SECONDS = 0.25
+SCREEN_GROUP = Binding.Group("Screens", compact=True)
+
+
+def _lazy(module: str, cls: str):
+    """A screen factory importing its module on first use (keeps start-up light)."""
+
+    def make() -> Screen:
+        import importlib
+
+        return getattr(importlib.import_module(f"malaria_tui.tui.screens.{module}"), cls)()
+
+    make.__name__ = cls
+    return make
+
+
+class MalariaApp(App[None]):
+    """Dataset, augmentation, model, training, grids, evaluation and runs, in one terminal app."""
+
+    TITLE = "malaria-tui"
+    CSS_PATH = "app.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+    COMMANDS = App.COMMANDS | {MalariaCommands}
+    MODES = {
+        "dataset": _lazy("dataset", "DatasetScreen"),
+        "augment": _lazy("augment", "AugmentScreen"),
+        "model": _lazy("model", "ModelScreen"),
+        "train": _lazy("train", "TrainScreen"),
+        "hparams": _lazy("hparams", "HParamsScreen"),
+        "evaluate": _lazy("evaluate", "EvaluateScreen"),
+        "runs": _lazy("runs", "RunsScreen"),
+    }
+    BINDINGS = [
+        *(
+            Binding(key, f"show('{mode}')", label, id=f"screen.{mode}", group=SCREEN_GROUP)
+            for key, mode, label, _short in SCREENS
+        ),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit_ctrl", show=False, priority=True),
+        Binding("f2", "toggle_dark", "Light/dark", id="app.toggle_theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        runs_dir: str | Path = "runs",
+        watch_run: RunDir | None = None,
+        *,
+        grid_dir: str | Path | None = None,
+        initial: str | None = None,
+        load_tf: bool = True,
+        evaluate_run: RunDir | None = None,
+        graphics: str | None = None,
+    ) -> None:
+        start = initial or ("train" if watch_run is not None else "dataset")
+        if start not in self.MODES:
+            raise ValueError(f"unknown screen {start!r}; one of {', '.join(self.MODES)}")
+        self.DEFAULT_MODE = start  # the first screen is built directly, never a blank default
+        super().__init__()
+        self.config: Config = config or Config()
+        self.runs_dir = Path(runs_dir)
+        self.grid_dir = Path(grid_dir) if grid_dir else None
+        self.watch_run = watch_run
+        self.load_tf = load_tf
+        # "halfblock" (works everywhere, over SSH and in tmux) or "auto": Kitty/Sixel images via
+        # textual-image for the large cell view when the terminal answers that it supports them.
+        self.graphics = graphics or os.environ.get("MALARIA_TUI_GRAPHICS", "halfblock")
+        self.tf_state = "loading" if load_tf else "off"
+        self.tf_error = ""
+        self.session = TrainingSession()
+        self.current_run: RunDir | None = evaluate_run or watch_run
+        self.compare_runs: list[RunDir] = []
+        self.stop_event: threading.Event | None = None
+        self._reader: EventReader | None = None
+        self._quit_after_stop = False
+        self._drawn_version = -1
+        self.started_at = time.monotonic()
+        self.first_paint_seconds: float | None = None
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run in the terminal, with TensorFlow's native log lines kept off the screen."""
+        if self.graphics == "auto":
+            self.graphics = detect_graphics()
+        with native_stderr_diverted(self.load_tf):
+            return super().run(*args, **kwargs)
+
+    def on_mount(self) -> None:
+        if self.watch_run is not None:
+            self._reader = EventReader(self.watch_run.events_path)
+            self.session.note("info", f"watching {self.watch_run.path}")
+            self._poll_watch()
+        self.set_interval(TICK_SECONDS, self._tick, name="ui-tick")
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        self.first_paint_seconds = time.monotonic() - self.started_at
+        if self.load_tf:
+            self._import_tf()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tf", name="import TensorFlow")
+    def _import_tf(self) -> None:
+        try:
+            from malaria_tui.engine import tfenv
+
+            tfenv.tf()
+        except Exception as e:  # noqa: BLE001 - shown in the top bar; the UI keeps working
+            self.post_message(TFReady(f"{type(e).__name__}: {e}"))
+        else:
+            self.post_message(TFReady())
+
+    @on(TFReady)
+    def _tf_ready(self, message: TFReady) -> None:
+        self.tf_state = "failed" if message.error else "ready"
+        self.tf_error = message.error
+        if message.error:
+            self.notify(
+                f"TensorFlow could not be imported: {message.error}", severity="error", timeout=10
+            )
+        self._refresh_status()
+        for screen in self._all_screens():
+            screen.on_tf_ready()
+        self.refresh_bindings()
+
+    @property
+    def tf_ready(self) -> bool:
+        return self.tf_state == "ready"
+
+    def _all_screens(self) -> Iterable[BaseScreen]:
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, BaseScreen):
+                    yield screen
+
+    def get_screen_of(self, mode: str) -> Screen | None:
+        stack = self._screen_stacks.get(mode)
+        return stack[0] if stack else None
+
+    # --- status ----------------------------------------------------------------------------
+
+    def status_content(self) -> Content:
+        tf = {
+            "loading": "[$warning]TF loading…[/]",
+            "ready": "[$success]TF ready[/]",
+            "failed": "[$error]TF failed[/]",
+            "off": "[$text-muted]TF off[/]",
+        }[self.tf_state]
+        s = self.session
+        run = ""
+        if self.watch_run is not None:
+            run = f"[$accent]watch[/] {s.status} "
+        elif s.status == "starting":
+            run = "[$warning]starting…[/] "
+        elif s.active:
+            pct = 100 * s.global_step / s.total_steps if s.total_steps else 0
+            verb = "stopping" if s.status == "stopping" else "training"
+            run = f"[$warning]● {verb}[/] {pct:.0f}% "
+        elif s.status != "idle":
+            run = f"{s.status.replace('_', ' ')} "
+        return Content.from_markup(run + tf)
+
+    def _refresh_status(self) -> None:
+        if isinstance(self.screen, BaseScreen):
+            self.screen.update_status()
+
+    # --- screens ---------------------------------------------------------------------------
+
+    def action_show(self, mode: str) -> None:
+        if mode in self.MODES and self.current_mode != mode:
+            self.switch_mode(mode)
+            self.call_after_refresh(self._refresh_status)
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    # --- configuration (edited by the Augment and Model screens) -----------------------------
+
+    def config_with(self, changes: dict[str, Any]) -> Config:
+        """The current config with dotted ``key -> value`` changes; raises ConfigError."""
+        tree = self.config.to_dict()
+        for key, value in changes.items():
+            node = tree
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        return config_mod.build(tree, where="config")
+
+    def set_config_value(self, key: str, value: Any) -> str | None:
+        """Apply one validated change; returns the reason when refused (config unchanged)."""
+        try:
+            self.config = self.config_with({key: value})
+        except ConfigError as e:
+            msg = str(e).removeprefix("config: ")
+            return msg.removeprefix(f"{key}: ")
+        return None
+
+    # --- events: live trainer thread and watch mode share one path ---------------------------
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        self.handle_event(message.event)
+
+    def handle_event(self, event: Event) -> None:
+        self.session.apply(event)
+        if event.kind == "run_started" and event.run_dir and self.watch_run is None:
+            with contextlib.suppress(TypeError, ValueError):
+                self.current_run = RunDir(Path(event.run_dir))
+        if event.kind in TERMINAL_KINDS:
+            self._refresh_status()
+            if event.kind == "run_failed":
+                self.notify(f"Training failed: {event.reason}", severity="error", timeout=10)
+
+    def _poll_watch(self) -> None:
+        if self._reader is None:
+            return
+        for event in self._reader.read_new():
+            self.handle_event(event)
+
+    def _tick(self) -> None:
+        self._poll_watch()
+        if self.session.version != self._drawn_version:
+            self._drawn_version = self.session.version
+            self._refresh_status()
+            screen = self.get_screen_of("train")
+            if screen is not None and screen.is_current and hasattr(screen, "redraw"):
+                screen.redraw()
+
+    # --- training ------------------------------------------------------------------------
+
+    @property
+    def training(self) -> bool:
+        return any(w.group == "train" and w.is_running for w in self.workers)
+
+    def start_training(self, resume: RunDir | None = None) -> str | None:
+        """Start (or resume) training in a thread; returns why not, when it cannot."""
+        if self.watch_run is not None:
+            return "this window only watches a run; start training from a normal session"
+        if not self.tf_ready:
+            return (
+                "TensorFlow is still loading"
+                if self.tf_state == "loading"
+                else "TensorFlow is unavailable"
+            )
+        if self.training:
+            return "a run is already in progress"
+        self.session.reset()
+        if resume is not None:  # the curves so far come from the run's own log
+            for event in EventReader(resume.events_path).read_new():
+                self.session.apply(event)
+        self.session.status = "starting"
+        what = f"resuming {resume.name}" if resume else f"starting a {self.config.model.name} run"
+        self.session.note("info", what + "…")
+        self.stop_event = threading.Event()
+        self._train_worker(self.config, resume, self.stop_event)
+        self._refresh_status()
+        return None
+
+    def stop_training(self) -> bool:
+        if self.stop_event is None or not self.training:
+            return False
+        self.stop_event.set()
+        self.session.status = "stopping"
+        self.session.note("warning", "stopping: saving a resumable checkpoint…")
+        self._refresh_status()
+        return True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train")
+    def _train_worker(self, config: Config, resume: RunDir | None, stop: threading.Event) -> RunDir:
+        from malaria_tui.engine.training.trainer import train
+
+        return train(
+            config,
+            runs_dir=self.runs_dir,
+            run=resume,
+            resume=resume is not None,
+            on_event=self._event_from_thread,
+            stop=stop,
+        )
+
+    def _event_from_thread(self, event: Event) -> None:
+        self.post_message(EngineEvent(event))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "train" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            return
+        if event.state == WorkerState.SUCCESS and isinstance(worker.result, RunDir):
+            self.current_run = worker.result
+        elif event.state == WorkerState.ERROR:
+            err = worker.error
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            if not self.session.failure:
+                self.handle_event(RunFailed(reason=reason))
+        if self.session.active:  # the trainer returned without a terminal event
+            self.session.status = "interrupted" if self._quit_after_stop else "completed"
+        self.session.version += 1
+        self._refresh_status()
+        for screen in self._all_screens():
+            if hasattr(screen, "on_run_done"):
+                screen.on_run_done()
+        if self._quit_after_stop:
+            self.exit()
+
+    # --- quitting ------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        if not self.training:
+            self.exit()
+            return
+        if self._quit_after_stop:
+            self.notify("Still saving the checkpoint; the app quits when it is written.")
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                self._quit_after_stop = True
+                if not self.stop_training():
+                    self.exit()
+
+        from malaria_tui.tui.screens.dialogs import QuitDialog
+
+        self.push_screen(QuitDialog(), chosen)
+
+    def newest_run_with_eval(self) -> RunDir | None:
+        for run in reversed(list_runs(self.runs_dir)):
+            if (run.eval_dir / "metrics.json").is_file() or (
+                run.eval_dir / "predictions.csv"
+            ).is_file():
+                return run
+        return None
+
+
+def detect_graphics() -> str:
+    """``native`` when the terminal does Sixel or the Kitty protocol, else ``halfblock``.
+
+    textual-image asks the terminal at import time, which must happen before Textual starts.
+    """
+    try:
+        import textual_image.renderable as tir
+        import textual_image.widget  # noqa: F401 - caches the cell size while we still can ask
+
+        return "native" if tir.Image in (tir.SixelImage, tir.TGPImage) else "halfblock"
+    except Exception:  # noqa: BLE001 - any trouble means: use half-blocks
+        return "halfblock"
+
+
+@contextlib.contextmanager
+def native_stderr_diverted(enabled: bool = True) -> Iterator[None]:
+    """Point file descriptor 2 (TensorFlow's C++ logging) at /dev/null while the TUI runs.
+
+    Textual draws on ``sys.__stderr__``, so that is re-pointed at a duplicate of the terminal;
+    this also works when the CLI already diverted fd 2 (``tfenv.divert_native_stderr``).
+    Set ``MALARIA_TUI_NATIVE_LOG=path`` to keep those lines in a file instead.
+    """
+    if not enabled:
+        yield
+        return
+    from malaria_tui.engine import tfenv
+
+    original = sys.__stderr__
+    try:
+        tfenv.divert_native_stderr(os.environ.get("MALARIA_TUI_NATIVE_LOG") or None)
+        if getattr(tfenv.divert_native_stderr, "_done", False) and sys.stderr is not original:
+            sys.__stderr__ = sys.stderr
+        yield
+    finally:
+        sys.__stderr__ = original
+
+
+def create_app(
+    config: Config | None = None,
+    runs_dir: str | Path = "runs",
+    watch_run: RunDir | None = None,
+    **kwargs: Any,
+) -> MalariaApp:
+    """The app for the CLI, the tests and the screenshot tool (see :class:`MalariaApp`)."""
+    return MalariaApp(config=config, runs_dir=runs_dir, watch_run=watch_run, **kwargs)

@@ -1,0 +1,46 @@
+"""What every screen shares: the top bar, a footer, and screen-specific palette commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from malaria_tui.tui.widgets.topbar import TopBar
+
+if TYPE_CHECKING:
+    from malaria_tui.tui.app import MalariaApp
+
+PaletteCommand = tuple[str, str, Callable[[], object]]
+
+
+class BaseScreen(Screen):
+    MODE: str = ""
+    BINDINGS = [Binding("q", "app.quit", "Quit", id="app.quit")]
+
+    @property
+    def mapp(self) -> MalariaApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(self.MODE)
+        yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """(title, help, callback) commands the command palette offers on this screen."""
+        return []
+
+    def on_tf_ready(self) -> None:
+        """Called (on the active and later screens) once TensorFlow has been imported."""
+
+    def update_status(self) -> None:
+        for bar in self.query(TopBar):
+            bar.update_status(self.mapp.status_content())

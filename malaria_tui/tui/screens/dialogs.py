@@ -1,0 +1,90 @@
+"""Modal dialogs: quit while training, and one cell shown large."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from malaria_tui.tui.widgets.cells import CellItem, HalfBlockImage, fit_array, load_rgb
+
+
+class QuitDialog(ModalScreen[str | None]):
+    """Training cannot continue once this process exits: stop it cleanly, or stay."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [
+        Binding("escape,n", "dismiss(None)", "Cancel", id="quit.cancel"),
+        Binding("s,y", "dismiss('stop')", "Stop & quit", id="quit.stop"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("A training run is in progress.", id="title")
+            yield Static(
+                "Training runs inside this window, so it cannot keep going after it closes. "
+                "Stop it now with a resumable checkpoint (resume it later from the Runs screen "
+                "or with `malaria-tui resume`), or cancel and keep training.",
+                id="body",
+            )
+            with Horizontal(id="buttons"):
+                yield Button("Stop with a checkpoint and quit", id="stop", variant="error")
+                yield Button("Cancel", id="cancel", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss("stop" if event.button.id == "stop" else None)
+
+
+class CellDialog(ModalScreen[None]):
+    """One cell, large, with its file name, label and patient (and anything else known)."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [Binding("escape,enter,q", "dismiss(None)", "Close", id="cell.close")]
+
+    def __init__(self, item: CellItem) -> None:
+        super().__init__()
+        self.item = item
+
+    @property
+    def _native(self) -> bool:
+        return getattr(self.app, "graphics", "") == "native" and self.item.pixels is None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="cell"):
+            if self._native:
+                from textual_image.widget import Image as NativeImage
+
+                yield NativeImage(self.item.path, id="native-image")
+            else:
+                yield Static(id="image")
+            yield Static(self._details(), id="details", markup=False)
+            yield Label("[dim]esc closes[/]", id="hint")
+
+    def _details(self) -> str:
+        rows = [("file", self.item.path.rsplit("/", 1)[-1])]
+        rows += [(k, str(v)) for k, v in self.item.info.items()]
+        return "\n".join(f"{k:>9}: {v}" for k, v in rows)
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._draw)
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if self._native:
+            return
+        size = self.app.size
+        cols = max(8, min(64, size.width - 8))
+        rows = max(4, min(32, size.height - 6 - len(self.item.info)))
+        side = min(cols, rows * 2)
+        if self.item.pixels is not None:
+            px = fit_array(self.item.pixels, side, side)
+        else:
+            px = load_rgb(self.item.path, side, side, keep_aspect=True)
+        self.query_one("#image", Static).update(HalfBlockImage(px))

@@ -1,0 +1,1 @@
+"""Reusable widgets: half-block cell images, charts, the top bar."""
