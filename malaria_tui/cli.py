@@ -14,7 +14,7 @@ import threading
 from enum import IntEnum
 from pathlib import Path
 
-COMMANDS = ("resume", "evaluate", "data", "watch", "predict", "export")
+COMMANDS = ("resume", "evaluate", "data", "watch", "predict", "export", "grid")
 
 
 class ExitCode(IntEnum):
@@ -39,7 +39,7 @@ def _train_parser() -> argparse.ArgumentParser:
         description="Train, tune, evaluate and deploy malaria cell classifiers from the terminal. "
         "With no arguments: the TUI, set up with configs/default.toml's settings on the bundled sample.",
         epilog="commands: resume RUN_DIR | evaluate RUN_DIR | data SPEC | watch [RUN_DIR] | "
-        "predict MODEL_OR_RUN PATH... | export RUN  "
+        "predict MODEL_OR_RUN PATH... | export RUN | grid --config FILE  "
         "(malaria-tui COMMAND --help for each).  Data SPEC: sample | tfds | tfds:DATA_DIR | folder:PATH",
     )
     p.add_argument(
@@ -159,6 +159,12 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
         )
         p.add_argument("--out", metavar="PATH", help="where to write (default: RUN/export/...)")
         p.add_argument("--json", action="store_true")
+    elif cmd == "grid":
+        from malaria_tui import grid_cli
+
+        p = grid_cli.add_arguments(
+            _Parser(prog="malaria-tui grid", description=grid_cli.DESCRIPTION)
+        )
     else:  # watch
         p = _Parser(
             prog="malaria-tui watch",
@@ -359,6 +365,12 @@ def _cmd_export(args) -> int:
             f"max |p - p_original| = {report['max_abs_diff']:.2e}, {change}"
         )
     return ExitCode.OK
+
+
+def _cmd_grid(args) -> int:
+    from malaria_tui import grid_cli
+
+    return grid_cli.run(args)
 
 
 def _cmd_watch(args) -> int:

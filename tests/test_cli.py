@@ -31,7 +31,7 @@ def test_help_does_not_import_tensorflow():
     code = (
         "import sys, contextlib, io\n"
         "from malaria_tui.cli import main\n"
-        "for argv in (['--help'], ['resume', '--help'], ['evaluate', '--help'], ['data', '--help'], ['watch', '--help']):\n"
+        "for argv in (['--help'], ['resume', '--help'], ['evaluate', '--help'], ['data', '--help'], ['watch', '--help'], ['predict', '--help'], ['export', '--help'], ['grid', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'textual') if m in sys.modules))\n"

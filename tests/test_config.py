@@ -12,7 +12,7 @@ def test_default_toml_is_the_builtin_default():
     assert config.build(on_disk).to_dict() == config.Config().to_dict()
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "full"])
+@pytest.mark.parametrize("name", ["default", "quick", "full", "grid"])
 def test_shipped_configs_validate(name):
     path = REPO / "configs" / f"{name}.toml"
     tree = tomllib.loads(path.read_text())

@@ -135,7 +135,7 @@ def confusion_csv(m: dict) -> str:
 def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
     """``metrics.json``, ``confusion.csv``, ``roc.csv`` and ``predictions.csv``, each atomically."""
     atomic.write_json(eval_dir / "metrics.json", result)
-    atomic.write_text(eval_dir / "confusion.csv", confusion_csv(result["test"]))
+    atomic.write_text(eval_dir / "confusion.csv", confusion_csv(result[result.get("split", "test")]))
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["fpr", "tpr", "threshold"])
@@ -159,26 +159,34 @@ def predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ys).round().astype(int), np.concatenate(ps)
 
 
-def evaluate_prepared(model, prepared, eval_cfg) -> tuple[dict, list, list]:
-    """The full end-of-run evaluation: thresholds from val, scores on test at each of them."""
+def evaluate_prepared(model, prepared, eval_cfg, test: bool = True) -> tuple[dict, list, list]:
+    """The full end-of-run evaluation: thresholds from val, scores on test at each of them.
+
+    ``test=False`` never reads the test split: val metrics, thresholds, val ROC and predictions.
+    """
     y_val, p_val = predict(model, prepared.eval_dataset("val"))
-    y_test, p_test = predict(model, prepared.eval_dataset("test"))
     th = choose_thresholds(y_val, p_val, eval_cfg.target_sensitivity, eval_cfg.threshold)
     result = {
-        "split": "test",
+        "split": "test" if test else "val",
         "thresholds": th,
         "val": binary_metrics(y_val, p_val, th["default"]),
-        "test": binary_metrics(y_test, p_test, th["default"]),
-        "test_at_target": binary_metrics(y_test, p_test, th["sensitivity_target"]),
-        "test_at_youden": binary_metrics(y_test, p_test, th["youden"]),
     }
+    scored = [("val", y_val, p_val)]
+    if test:
+        y_test, p_test = predict(model, prepared.eval_dataset("test"))
+        scored.append(("test", y_test, p_test))
+        result |= {
+            "test": binary_metrics(y_test, p_test, th["default"]),
+            "test_at_target": binary_metrics(y_test, p_test, th["sensitivity_target"]),
+            "test_at_youden": binary_metrics(y_test, p_test, th["youden"]),
+        }
     preds = []
-    for split, ys, ps in (("val", y_val, p_val), ("test", y_test, p_test)):
+    for split, ys, ps in scored:
         recs = prepared.split_records[split] if prepared.split_records else None
         for i, (yi, pi) in enumerate(zip(ys, ps, strict=True)):
             path, group = (recs[i].path, recs[i].group) if recs else (f"tfds:{split}:{i}", "")
             preds.append((split, path, group, yi, float(pi)))
-    if prepared.split_records:
+    if test and prepared.split_records:
         groups = [r.group for r in prepared.split_records["test"]]
         result["patients"] = patient_level(groups, y_test, p_test, th["default"])
-    return result, roc_points(y_test, p_test), preds
+    return result, roc_points(*scored[-1][1:]), preds

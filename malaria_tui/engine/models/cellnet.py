@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import keras
 
-from malaria_tui.engine.models.layers import CustomDense
+from malaria_tui.engine.models.layers import BN_MOMENTUM, CustomDense
 
 
 def _conv(x, filters, reg, name):
     x = keras.layers.Conv2D(
         filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from malaria_tui.engine.models.layers import CustomDense, FeatureExtractor
+from malaria_tui.engine.models.layers import BN_MOMENTUM, CustomDense, FeatureExtractor
 
 
 def lenet(mc, input_shape) -> keras.Model:
@@ -12,18 +12,18 @@ def lenet(mc, input_shape) -> keras.Model:
     reg = keras.regularizers.L2(mc.l2) if mc.l2 else None
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Conv2D(6, 3, activation="relu", kernel_regularizer=reg)(inputs)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Dropout(mc.dropout)(x)
     x = keras.layers.Conv2D(16, 3, activation="relu", kernel_regularizer=reg)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(100, activation="relu", kernel_regularizer=reg)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = keras.layers.Dropout(mc.dropout)(x)
     x = keras.layers.Dense(10, activation="relu", kernel_regularizer=reg)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="parasitized")(x)
     return keras.Model(inputs, outputs, name="lenet")
 
@@ -39,10 +39,10 @@ class LeNetSubclassed(keras.Model):
         self.features = FeatureExtractor((6, 16), 3, dropout=dropout, l2=l2, name="features")
         self.flatten = keras.layers.Flatten()
         self.dense1 = CustomDense(100, activation="relu", l2=l2, name="dense1")
-        self.bn1 = keras.layers.BatchNormalization()
+        self.bn1 = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)
         self.drop = keras.layers.Dropout(dropout)
         self.dense2 = CustomDense(10, activation="relu", l2=l2, name="dense2")
-        self.bn2 = keras.layers.BatchNormalization()
+        self.bn2 = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)
         self.out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="parasitized")
 
     def build(self, input_shape):
