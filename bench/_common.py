@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from malaria_tui.engine import config, optim, tfenv  # noqa: E402
+from malaria_tui.engine import config, tfenv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "malaria" / "cell_images"
@@ -24,6 +24,7 @@ def data_source(default_limit: int) -> tuple[str, int]:
 
 
 def build_loop(cfg, prepared, kind: str):
+    from malaria_tui.engine import optim
     from malaria_tui.engine.models.registry import build_model
     from malaria_tui.engine.training.custom_loop import CustomLoop
     from malaria_tui.engine.training.fit_loop import FitLoop

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from enum import IntEnum
 from pathlib import Path
 
@@ -240,40 +238,27 @@ def _headless(job, plain: bool) -> int:
     from malaria_tui.engine.errors import TrainingFailed, UserError
     from malaria_tui.engine.faults import explain_fault
     from malaria_tui.headless import reporter
+    from malaria_tui.stopping import graceful_stop
 
     tfenv.divert_native_stderr()
     report = reporter(force_plain=plain)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print(
-            "\nstopping: saving a resumable checkpoint (press Ctrl+C again to abort now)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        run = job(stop, report)
-    except TrainingFailed as e:
-        report.close()
-        print(f"malaria-tui: training failed: {e}", file=sys.stderr)
-        return ExitCode.FAILED
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a runtime fault: one line, details with --verbose
-        report.close()
-        print(f"malaria-tui: training failed: {explain_fault(e)}", file=sys.stderr)
-        if tfenv._verbose:
+    with graceful_stop() as stop:
+        try:
+            run = job(stop, report)
+        except TrainingFailed as e:
+            report.close()
+            print(f"malaria-tui: training failed: {e}", file=sys.stderr)
+            return ExitCode.FAILED
+        except UserError:
             raise
-        return ExitCode.FAILED
-    finally:
-        report.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+        except Exception as e:  # noqa: BLE001 - a runtime fault: one line, details with --verbose
+            report.close()
+            print(f"malaria-tui: training failed: {explain_fault(e)}", file=sys.stderr)
+            if tfenv._verbose:
+                raise
+            return ExitCode.FAILED
+        finally:
+            report.close()
     if stop.is_set() or run.status() == "interrupted":
         print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
         return ExitCode.INTERRUPTED

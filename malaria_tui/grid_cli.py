@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 import threading
 
@@ -139,49 +138,27 @@ def _headless(job, plain: bool) -> int:
     """Run the grid with progress on stdout; Ctrl+C or SIGTERM stops it at a checkpoint."""
     from malaria_tui.engine import tfenv
     from malaria_tui.engine.errors import UserError
+    from malaria_tui.engine.faults import explain_fault
+    from malaria_tui.stopping import graceful_stop
 
     tfenv.divert_native_stderr()
     printer = GridPrinter(plain=plain)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print(
-            "\nstopping: saving a resumable checkpoint (press Ctrl+C again to abort now)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        result = job(stop, printer)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a runtime fault in a trial: one line, resumable
-        printer.close()
-        print(f"malaria-tui: grid stopped: {_explain(e)}", file=sys.stderr)
-        if printer.grid_dir:
-            print(f"resume with: malaria-tui grid --resume {printer.grid_dir}", file=sys.stderr)
-        if tfenv._verbose:
+    with graceful_stop() as stop:
+        try:
+            result = job(stop, printer)
+        except UserError:
             raise
-        return ExitCode.FAILED
-    finally:
-        printer.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+        except Exception as e:  # noqa: BLE001 - a runtime fault in a trial: one line, resumable
+            printer.close()
+            print(f"malaria-tui: grid stopped: {explain_fault(e)}", file=sys.stderr)
+            if printer.grid_dir:
+                print(f"resume with: malaria-tui grid --resume {printer.grid_dir}", file=sys.stderr)
+            if tfenv._verbose:
+                raise
+            return ExitCode.FAILED
+        finally:
+            printer.close()
     return _finish(result, plain)
-
-
-def _explain(e: BaseException) -> str:
-    try:
-        from malaria_tui.engine.faults import explain_fault
-    except ImportError:  # pragma: no cover - older engine
-        return f"{type(e).__name__}: {e}"
-    return explain_fault(e)
 
 
 def _finish(result, plain: bool) -> int:

@@ -44,7 +44,7 @@ class PlainReporter:
             m = ev.metrics
             th = m.get("thresholds", {})
             self._print(
-                f"test: accuracy={m['accuracy']:.4f} auc={m['auc']:.4f} sensitivity={m['sensitivity']:.4f} "
+                f"{ev.split}: accuracy={m['accuracy']:.4f} auc={m['auc']:.4f} sensitivity={m['sensitivity']:.4f} "
                 f"specificity={m['specificity']:.4f} (threshold {m['threshold']:.2f}; "
                 f"sensitivity-target threshold {th.get('sensitivity_target', float('nan')):.3f})"
             )

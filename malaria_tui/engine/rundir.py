@@ -95,8 +95,9 @@ def open_run(path: str | os.PathLike) -> RunDir:
     return RunDir(p.resolve())
 
 
-def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
-    """A fresh run directory; two runs started in the same second still get distinct ones."""
+def unique_dir(runs_dir: str | os.PathLike, name: str, kind: str = "") -> Path:
+    """A new ``<runs_dir>/<YYYYmmdd-HHMMSS>-[<kind>-]<name>`` folder; two made in the same
+    second get ``-2``, ``-3``... (``mkdir`` is atomic, so concurrent processes never share one)."""
     root = Path(runs_dir).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -106,19 +107,24 @@ def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
         ) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
+    base = f"{stamp}-{kind}-{safe}" if kind else f"{stamp}-{safe}"
     for i in range(1000):
-        p = root / (f"{stamp}-{safe}" if i == 0 else f"{stamp}-{safe}-{i + 1}")
+        p = root / (base if i == 0 else f"{base}-{i + 1}")
         try:
             p.mkdir()
-            break
+            return p
         except FileExistsError:
             continue
         except OSError as e:
             raise RunDirError(
                 f"{root}: cannot write here ({e.strerror}); pass --runs-dir"
             ) from None
-    else:  # pragma: no cover - a thousand runs in one second
-        raise RunDirError(f"{root}: too many runs named {safe!r} this second")
+    raise RunDirError(f"{root}: too many runs named {safe!r} this second")  # pragma: no cover
+
+
+def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
+    """A fresh run directory holding its resolved config."""
+    p = unique_dir(runs_dir, name)
     atomic.write_text(p / CONFIG, config_toml)
     return RunDir(p.resolve())
 

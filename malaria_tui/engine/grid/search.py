@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,28 +111,7 @@ class GridResult:
 def create_grid_dir(runs_dir: str | os.PathLike, spec: specmod.GridSpec) -> Path:
     """``<runs_dir>/<stamp>-grid-<name>/`` with ``grid.toml``, ``grid.csv`` (all pending) and
     the TensorBoard HParams experiment."""
-    root = Path(runs_dir).expanduser()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunDirError(
-            f"{root}: cannot create the runs directory ({e.strerror}); pass --runs-dir"
-        ) from None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in spec.base.name) or "run"
-    for i in range(1000):
-        p = root / (f"{stamp}-grid-{safe}" if i == 0 else f"{stamp}-grid-{safe}-{i + 1}")
-        try:
-            p.mkdir()
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise RunDirError(
-                f"{root}: cannot write here ({e.strerror}); pass --runs-dir"
-            ) from None
-    else:  # pragma: no cover
-        raise RunDirError(f"{root}: too many grids named {safe!r} this second")
+    p = rd.unique_dir(runs_dir, spec.base.name, kind="grid")
     (p / TRIALS).mkdir()
     atomic.write_text(p / GRID_TOML, spec.to_toml())
     Summary(p, spec).write()
