@@ -6,9 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from malaria_tui.engine import config, rundir
+from malaria_tui.engine import config
 from malaria_tui.engine.errors import RunDirError
-from malaria_tui.engine.events import TERMINAL_KINDS
 from malaria_tui.engine.tfenv import tf as _tf
 from malaria_tui.engine.training import checkpoints
 from malaria_tui.engine.training.trainer import train
@@ -88,17 +87,27 @@ def test_stop_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, cells
         train(run=part, resume=True)
 
 
-def test_nan_loss_fails_the_run_with_a_reason(tmp_path, cells):
+@pytest.mark.parametrize("loop_name", ["custom", "fit"])
+def test_nan_loss_stops_the_loop_with_a_reason(cells, loop_name):
+    """A NaN reaching the loss (here: real cells with one batch poisoned) fails at that step."""
+    from malaria_tui.engine import optim
+    from malaria_tui.engine.data import pipeline
     from malaria_tui.engine.errors import TrainingFailed
+    from malaria_tui.engine.models.registry import build_model
+    from malaria_tui.engine.training.custom_loop import CustomLoop
+    from malaria_tui.engine.training.fit_loop import FitLoop
 
-    cfg = _cfg(
-        cells,
-        "optimizer.learning_rate=1e9",
-        'optimizer.schedule="constant"',
-        'loss.name="bce"',
-        "model.l2=0.0",
+    tf = _tf()
+    cfg = _cfg(cells)
+    prepared = pipeline.prepare(cfg)
+    poisoned = (
+        prepared.train_epoch(0)
+        .enumerate()
+        .map(lambda i, xy: (tf.where(i == 1, xy[0] * float("nan"), xy[0]), xy[1]))
     )
-    with pytest.raises(TrainingFailed, match="loss became"):
-        train(cfg, runs_dir=tmp_path)
-    run = rundir.list_runs(tmp_path)[0]
-    assert run.status() == "failed" and run.events()[-1].kind in TERMINAL_KINDS
+    model = build_model(cfg)
+    cls = CustomLoop if loop_name == "custom" else FitLoop
+    loop = cls(model, optim.build_optimizer(cfg.optimizer, 4, 1), optim.build_loss(cfg.loss), 0.5)
+    # the poisoned batch (step 2) or, when the loss clips it, the step after it with NaN weights
+    with pytest.raises(TrainingFailed, match=r"loss became nan at step [23];"):
+        loop.train_epoch(poisoned, 0, lambda step, logs: False)

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from malaria_tui.engine.errors import ConfigError
 
@@ -111,12 +118,25 @@ class TrainConfig(_Section):
     tensorboard: bool = True
     tensorboard_images: bool = True
     keep_checkpoints: int = Field(2, ge=1)
+    # Where to compute (engine/training/strategy.py, docs/gpu.md). With more than one replica
+    # data.batch_size is per replica: each step uses a global batch of batch_size x replicas.
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    mixed_precision: bool = False  # mixed_float16 on GPU (loss scaling), mixed_bfloat16 on CPU
+    jit_compile: bool | str = "auto"  # XLA: "auto" (on when a GPU is visible) | true | false
+
+    @field_validator("jit_compile")
+    @classmethod
+    def _jit_auto_or_bool(cls, v):
+        if isinstance(v, str) and v != "auto":
+            raise ValueError("must be auto, true or false")
+        return v
 
 
 class EvalConfig(_Section):
     threshold: Prob = 0.5
     target_sensitivity: Prob = 0.95
     operating_point: Literal["sensitivity_target", "youden", "default"] = "sensitivity_target"
+    tta: bool = True  # average the 8 flips/rotations when scoring val and test (+0.0007 val AUC)
 
 
 class Config(_Section):

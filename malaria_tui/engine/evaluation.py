@@ -135,7 +135,9 @@ def confusion_csv(m: dict) -> str:
 def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
     """``metrics.json``, ``confusion.csv``, ``roc.csv`` and ``predictions.csv``, each atomically."""
     atomic.write_json(eval_dir / "metrics.json", result)
-    atomic.write_text(eval_dir / "confusion.csv", confusion_csv(result[result.get("split", "test")]))
+    atomic.write_text(
+        eval_dir / "confusion.csv", confusion_csv(result[result.get("split", "test")])
+    )
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["fpr", "tpr", "threshold"])
@@ -148,11 +150,23 @@ def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
     atomic.write_text(eval_dir / "predictions.csv", buf.getvalue())
 
 
-def predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and probabilities for an unshuffled evaluation dataset."""
+def _dihedral_mean(model, x):
+    """P averaged over the eight flips and 90-degree rotations (cells have no orientation)."""
+    from malaria_tui.engine.tfenv import tf
+
+    tf = tf()
+    views = []
+    for k in range(4):
+        r = tf.image.rot90(x, k)
+        views += [r, tf.image.flip_left_right(r)]
+    return np.mean([np.asarray(model(v, training=False)).ravel() for v in views], axis=0)
+
+
+def predict(model, dataset, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities for an unshuffled evaluation dataset (optionally with TTA)."""
     ys, ps = [], []
     for x, y in dataset:
-        ps.append(np.asarray(model(x, training=False)).ravel())
+        ps.append(_dihedral_mean(model, x) if tta else np.asarray(model(x, training=False)).ravel())
         ys.append(np.asarray(y).ravel())
     if not ys:
         return np.zeros(0), np.zeros(0)
@@ -164,16 +178,17 @@ def evaluate_prepared(model, prepared, eval_cfg, test: bool = True) -> tuple[dic
 
     ``test=False`` never reads the test split: val metrics, thresholds, val ROC and predictions.
     """
-    y_val, p_val = predict(model, prepared.eval_dataset("val"))
+    y_val, p_val = predict(model, prepared.eval_dataset("val"), eval_cfg.tta)
     th = choose_thresholds(y_val, p_val, eval_cfg.target_sensitivity, eval_cfg.threshold)
     result = {
         "split": "test" if test else "val",
+        "tta": eval_cfg.tta,
         "thresholds": th,
         "val": binary_metrics(y_val, p_val, th["default"]),
     }
     scored = [("val", y_val, p_val)]
     if test:
-        y_test, p_test = predict(model, prepared.eval_dataset("test"))
+        y_test, p_test = predict(model, prepared.eval_dataset("test"), eval_cfg.tta)
         scored.append(("test", y_test, p_test))
         result |= {
             "test": binary_metrics(y_test, p_test, th["default"]),

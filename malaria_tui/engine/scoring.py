@@ -50,7 +50,7 @@ def evaluate_run(path, data: str | None = None, threshold: float | None = None) 
     else:
         prepared = pipeline.prepare(cfg)
         split = "test"
-    y, p = evaluation.predict(model, prepared.eval_dataset(split))
+    y, p = evaluation.predict(model, prepared.eval_dataset(split), cfg.eval.tta)
     chosen = run_thresholds(run)
     th = cfg.eval.threshold if threshold is None else threshold
     out = evaluation.binary_metrics(y, p, th)

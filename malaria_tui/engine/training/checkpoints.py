@@ -93,7 +93,9 @@ def latest(ckpt_dir: Path) -> Position | None:
 
 
 def restore_state(ckpt_dir: Path, model, optimizer, pos: Position) -> None:
-    optimizer.build(model.trainable_variables)
+    """Read a saved state into ``model`` and ``optimizer`` (under the run's strategy scope)."""
+    if not optimizer.built:  # LossScaleOptimizer.build is not idempotent
+        optimizer.build(model.trainable_variables)
     status = _checkpoint(model, optimizer).read(str(ckpt_dir / pos.dir / "ckpt"))
     status.assert_existing_objects_matched()
 

@@ -2,6 +2,8 @@
 
 One call per epoch lets each epoch use its own seeded dataset (so order and augmentation are
 reproducible and resumable mid-epoch); the compiled train function is reused across calls.
+Under a ``tf.distribute`` strategy the model was built in its scope and Keras distributes the
+(global-batch) datasets itself; ``compile`` runs in the same scope.
 """
 
 from __future__ import annotations
@@ -36,18 +38,57 @@ class _Bridge(keras.callbacks.Callback):
 
 
 class FitLoop:
-    def __init__(self, model, optimizer, loss_fn, threshold: float):
+    def __init__(
+        self,
+        model,
+        optimizer,
+        loss_fn,
+        threshold: float,
+        *,
+        strategy=None,
+        jit_compile: bool = False,
+    ):
+        from malaria_tui.engine.tfenv import tf as _tf
+
         self.model = model
-        model.compile(optimizer=optimizer, loss=loss_fn, metrics=build_metrics(threshold))
+        self.strategy = strategy or _tf().distribute.get_strategy()
+        with self.strategy.scope():
+            model.compile(
+                optimizer=optimizer,
+                loss=loss_fn,
+                metrics=build_metrics(threshold),
+                jit_compile=jit_compile,
+            )
+
+    def _scoped(self, dataset):
+        """The strategy's scope for a ``fit``/``evaluate`` call on ``dataset``.
+
+        Keras 3.15 (``backend/tensorflow/trainer.py``, ``_maybe_symbolic_build``) learns batch
+        shapes at every call by *summing* the first batch's per-replica slices, which fails when
+        that batch splits unevenly over the replicas (a validation split smaller than the
+        global batch; a resumed epoch that starts at its partial last batch). So with several
+        replicas the model is built once from the dataset's element spec, and Keras is left to
+        skip that step (it does when the model holds no strategy of its own); running the calls
+        inside the scope, Keras still distributes them with it.
+        """
+        if self.strategy.num_replicas_in_sync > 1 and self.model._distribute_strategy is not None:
+            with self.strategy.scope():
+                self.model._symbolic_build(data_batch=dataset.element_spec)
+            self.model._distribute_strategy = None
+        return self.strategy.scope()
 
     def train_epoch(self, dataset, start_step: int, on_batch) -> tuple[dict, int, bool]:
         bridge = _Bridge(start_step, on_batch)
-        history = self.model.fit(dataset, epochs=1, verbose=0, callbacks=[bridge], shuffle=False)
+        with self._scoped(dataset):
+            history = self.model.fit(
+                dataset, epochs=1, verbose=0, callbacks=[bridge], shuffle=False
+            )
         if bridge.failed:
             raise TrainingFailed(bridge.failed)
         logs = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
         return logs, bridge.step, bridge.stopped
 
     def evaluate(self, dataset) -> dict[str, float]:
-        out = self.model.evaluate(dataset, verbose=0, return_dict=True)
+        with self._scoped(dataset):
+            out = self.model.evaluate(dataset, verbose=0, return_dict=True)
         return {k: float(v) for k, v in out.items()}

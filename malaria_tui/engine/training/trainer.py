@@ -8,6 +8,7 @@ resumable checkpoint at the current step and return.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from malaria_tui.engine.events import (
 )
 from malaria_tui.engine.tfenv import tf as _tf
 from malaria_tui.engine.training import checkpoints as ck
+from malaria_tui.engine.training import strategy as st
 from malaria_tui.engine.training.throttle import Throttle
 
 
@@ -40,6 +42,15 @@ class _Emitter:
         self.writer.write(event)
         if self.on_event is not None:
             self.on_event(event)
+
+
+def _split_text(counts: dict) -> str:
+    """``train 1193 (602 P / 591 U, 134 patients), val ...`` for the log."""
+    parts = []
+    for name, c in counts.items():
+        who = f", {c['groups']} patients" if "groups" in c else ""
+        parts.append(f"{name} {c['total']} ({c['Parasitized']} P / {c['Uninfected']} U{who})")
+    return ", ".join(parts)
 
 
 def _improved(value: float, best: float | None, mode: str) -> bool:
@@ -56,8 +67,12 @@ def train(
     resume: bool = False,
     on_event: Callable[[Event], None] | None = None,
     stop: threading.Event | None = None,
+    score_test: bool = True,
 ) -> rd.RunDir:
     """Train (or with ``resume=True`` continue) a run; returns its directory.
+
+    ``score_test=False`` keeps the test split unseen: the end-of-run evaluation scores the
+    validation split only (hyper-parameter search trials; the grid tests its best trial once).
 
     Raises ``UserError`` subclasses for bad input (before a run directory is created where
     possible), ``TrainingFailed`` for NaN/Inf losses and ``KeyboardInterrupt`` untouched.
@@ -68,29 +83,54 @@ def train(
         if run is None:
             raise RunDirError("resume needs a run directory")
         config = run.load_config()
+    # First, before TensorFlow runs any op: multi-worker collectives are set up at start-up.
+    strategy = st.make_strategy(config.train)
+    st.resolve_jit(config.train, strategy)  # refuse an impossible XLA setting before any output
+    chief = st.is_chief(strategy)
+    if resume:
         status = run.status()
         if status in ("completed", "early_stopped"):
             raise RunDirError(
                 f"{run.path}: already {status.replace('_', ' ')}; nothing to resume (evaluate it instead)"
             )
-        if status == "running":
+        if status == "running" and chief:  # the chief may already hold a shared run's lock
             raise RunDirError(
                 f"{run.path}: still being trained by process {rd.lock_holder(run.path)}"
             )
         pos = ck.latest(run.checkpoints)
     prepared = pipeline.prepare(config)
+    # data.batch_size is per replica; every step takes one global batch of batch_size x replicas.
+    prepared.batch_size = config.data.batch_size * strategy.num_replicas_in_sync
     # Save what "auto" resolved to, so evaluate/predict/export treat new images the same way.
     data = config.data.model_copy(update={"color": prepared.color, "split": prepared.split_mode})
     config = config.model_copy(update={"data": data})
-    if not resume:
+    restore_from = run.checkpoints if resume else None
+    scratch = None
+    if not chief:  # a non-chief worker writes (events, checkpoints) only to a scratch folder
+        scratch = Path(tempfile.mkdtemp(prefix="malaria-tui-worker-"))
+        run = rd.create(scratch, config.name, config.to_toml())
+    elif not resume:
         run = rd.create(runs_dir, config.name, config.to_toml())
+    if not resume:
         pos = None
     rd.acquire_lock(run)
     pipeline.use_disk_cache(prepared, run.path / "cache")
     writer = rd.EventWriter(run.events_path)
     emit = _Emitter(writer, on_event)
     try:
-        return _train(config, run, prepared, pos, emit, stop or threading.Event())
+        with st.precision(config.train) as policy:
+            return _train(
+                config,
+                run,
+                prepared,
+                pos,
+                emit,
+                stop or threading.Event(),
+                score_test,
+                strategy=strategy,
+                policy=policy,
+                restore_from=restore_from or run.checkpoints,
+            )
     except TrainingFailed as e:
         emit(RunFailed(reason=str(e)))
         raise
@@ -100,9 +140,13 @@ def train(
     finally:
         writer.close()
         rd.release_lock(run)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
+def _train(
+    config, run, prepared, pos, emit, stop, score_test=True, *, strategy, policy, restore_from
+) -> rd.RunDir:
     _tf()
     from malaria_tui.engine import evaluation, optim
     from malaria_tui.engine.models.registry import build_model
@@ -113,15 +157,23 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
     tc = config.train
     epochs = tc.epochs
     steps = prepared.steps_per_epoch
-    model = build_model(config)
-    optimizer = optim.build_optimizer(config.optimizer, steps, epochs)
-    loss_fn = optim.build_loss(config.loss)
-    loop_cls = CustomLoop if tc.loop == "custom" else FitLoop
-    loop = loop_cls(model, optimizer, loss_fn, config.eval.threshold)
-    start_epoch, start_step, best, bad_epochs = 0, 0, None, 0
-    if pos is not None:
-        ck.restore_state(run.checkpoints, model, optimizer, pos)
-        start_epoch, start_step, best, bad_epochs = pos.epoch, pos.step, pos.best, pos.bad_epochs
+    chief = st.is_chief(strategy)
+    jit = st.resolve_jit(tc, strategy)
+    with strategy.scope():  # variables (model, optimizer, metrics) mirrored across replicas
+        model = build_model(config)
+        optimizer = st.wrap_optimizer(
+            optim.build_optimizer(config.optimizer, steps, epochs), policy
+        )
+        loss_fn = optim.build_loss(config.loss)
+        loop_cls = CustomLoop if tc.loop == "custom" else FitLoop
+        loop = loop_cls(
+            model, optimizer, loss_fn, config.eval.threshold, strategy=strategy, jit_compile=jit
+        )
+        start_epoch, start_step, best, bad_epochs = 0, 0, None, 0
+        if pos is not None:
+            ck.restore_state(restore_from, model, optimizer, pos)
+            start_epoch, start_step = pos.epoch, pos.step
+            best, bad_epochs = pos.best, pos.bad_epochs
     for path, why in prepared.skipped[:20]:
         emit(LogMessage(level="warning", message=f"skipped {path}: {why}"))
     if prepared.skipped:
@@ -145,9 +197,25 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
             resumed=pos is not None,
         )
     )
-    emit(LogMessage(level="info", message=f"split by {prepared.split_mode}: {prepared.counts}"))
-    tb = TensorBoardLog(run.tensorboard, tc.tensorboard_images) if tc.tensorboard else None
+    emit(
+        LogMessage(
+            level="info", message=f"split by {prepared.split_mode}: {_split_text(prepared.counts)}"
+        )
+    )
+    emit(
+        LogMessage(
+            level="info",
+            message=f"strategy {st.describe(strategy)}; global batch {prepared.batch_size}"
+            f" ({config.data.batch_size} per replica); precision {policy or 'float32'};"
+            f" XLA {'on' if jit else 'off'}",
+        )
+    )
+    tb = (
+        TensorBoardLog(run.tensorboard, tc.tensorboard_images) if tc.tensorboard and chief else None
+    )
     throttle = Throttle(tc.batch_events_per_second)
+    sync_every = st.sync_interval(strategy, steps)
+    last_batch = prepared.counts["train"]["total"] - (steps - 1) * prepared.batch_size
     monitor = tc.monitor
     status = "completed"
     epoch = start_epoch
@@ -155,11 +223,19 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
         while epoch < epochs:
             t0 = time.monotonic()
             step0 = start_step if epoch == start_epoch else 0
-            ds = prepared.train_epoch(epoch, skip_batches=step0)
+            ds = st.prepare_dataset(
+                prepared.train_epoch(epoch, skip_batches=step0), strategy, last_batch
+            )
             ep = epoch
 
             def on_batch(step, logs_fn, ep=ep, step0=step0, t0=t0):
-                if throttle.due(force=step == steps):
+                if sync_every:  # multi-worker: every worker reads metrics at the same steps
+                    if step % sync_every and step != steps:
+                        return False
+                    due = True
+                else:
+                    due = throttle.due(force=step == steps)
+                if due:
                     rate = (step - step0) * prepared.batch_size / max(time.monotonic() - t0, 1e-9)
                     emit(
                         BatchEnd(
@@ -171,7 +247,7 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
                             global_step=ep * steps + step,
                         )
                     )
-                return stop.is_set()
+                return st.any_worker(strategy, stop.is_set()) if sync_every else stop.is_set()
 
             train_logs, step, stopped = loop.train_epoch(ds, step0, on_batch)
             if stopped:
@@ -186,9 +262,8 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
                 emit(RunInterrupted(epoch=epoch, step=step, checkpoint=str(path)))
                 return run
             train_seconds = time.monotonic() - t0
-            val_logs = {
-                f"val_{k}": v for k, v in loop.evaluate(prepared.eval_dataset("val")).items()
-            }
+            val_ds = st.prepare_dataset(prepared.eval_dataset("val"), strategy)
+            val_logs = {f"val_{k}": v for k, v in loop.evaluate(val_ds).items()}
             seconds = time.monotonic() - t0
             train_logs = {k: v for k, v in train_logs.items() if not k.startswith("val_")}
             emit(
@@ -245,6 +320,8 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
     finally:
         if tb:
             tb.close()
+    if not chief:  # the chief evaluates and reports; this worker's scratch folder is deleted
+        return run
     import keras
 
     best_model = (
@@ -252,16 +329,17 @@ def _train(config, run, prepared, pos, emit, stop) -> rd.RunDir:
         if run.best_model.exists()
         else model
     )
-    result, roc, preds = evaluation.evaluate_prepared(best_model, prepared, config.eval)
+    result, roc, preds = evaluation.evaluate_prepared(
+        best_model, prepared, config.eval, test=score_test
+    )
     result["data"] = {
         "source": prepared.source,
         "split": prepared.split_mode,
         "counts": prepared.counts,
     }
     evaluation.write_eval(run.eval_dir, result, roc, preds)
-    emit(
-        EvaluationDone(split="test", metrics=result["test"] | {"thresholds": result["thresholds"]})
-    )
+    split = result["split"]
+    emit(EvaluationDone(split=split, metrics=result[split] | {"thresholds": result["thresholds"]}))
     emit(RunFinished(status=status, epochs_done=epoch, best={"monitor": monitor, "value": best}))
     shutil.rmtree(run.path / "cache", ignore_errors=True)  # a disk cache is only needed to resume
     return run
