@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import time
 
 from _common import SHARED, config, tfenv
@@ -28,10 +30,12 @@ def main() -> None:
     t = time.perf_counter()
     run = train(cfg, runs_dir=a.runs_dir, on_event=PlainReporter())
     minutes = (time.perf_counter() - t) / 60
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_minutes = (usage.ru_utime + usage.ru_stime) / 60
     m = json.loads((run.eval_dir / "metrics.json").read_text())
     test, tgt, pl = m["test"], m["test_at_target"], m.get("patients", {})
     print(f"\nrun: {run.path}")
-    print(f"wall time: {minutes:.1f} min (target <= 15)")
+    print(f"wall time: {minutes:.1f} min (target <= 15); CPU time {cpu_minutes:.1f} min on {os.cpu_count()} cores")
     print(
         f"test @0.5: accuracy {test['accuracy']:.4f} (target >= 0.97), AUC {test['auc']:.4f} (target >= 0.995)"
     )
