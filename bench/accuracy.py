@@ -35,7 +35,9 @@ def main() -> None:
     m = json.loads((run.eval_dir / "metrics.json").read_text())
     test, tgt, pl = m["test"], m["test_at_target"], m.get("patients", {})
     print(f"\nrun: {run.path}")
-    print(f"wall time: {minutes:.1f} min (target <= 15); CPU time {cpu_minutes:.1f} min on {os.cpu_count()} cores")
+    print(
+        f"wall time: {minutes:.1f} min (target <= 15); CPU time {cpu_minutes:.1f} min on {os.cpu_count()} cores"
+    )
     print(
         f"test @0.5: accuracy {test['accuracy']:.4f} (target >= 0.97), AUC {test['auc']:.4f} (target >= 0.995)"
     )

@@ -53,8 +53,14 @@ def main() -> None:
     one = next(cells.iterdir())
     for name, source in (("keras", run), ("tflite", tfl)):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "malaria_tui", "predict", str(source), str(one), "--json"], check=True, capture_output=True)
-        print(f"one-image predict, whole command incl. start-up ({name}): {time.perf_counter() - t:.2f} s")
+        subprocess.run(
+            [sys.executable, "-m", "malaria_tui", "predict", str(source), str(one), "--json"],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"one-image predict, whole command incl. start-up ({name}): {time.perf_counter() - t:.2f} s"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,0 +1,136 @@
+"""Training speed inside the TUI vs headless: images/s of the same small real run, side by side.
+
+    python bench/tui_vs_headless.py [--epochs 3] [--repeats 3] [--set KEY=VALUE ...]
+
+One process imports TensorFlow once, then trains the same config (bundled sample, cellnet,
+48 px by default) alternately headless (the engine's trainer with the CLI's plain reporter)
+and inside the app driven by ``App.run_test()`` (the TUI's worker thread trains while the Train
+screen redraws its live charts every 0.25 s). Throughput is the engine's own images/s of the
+epochs after the first (the first includes tracing); the median of ``--repeats`` per mode
+is compared (runs alternate H T T H H T… so both see the same machine load).
+Target: TUI / headless >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from _common import config, tfenv
+
+from malaria_tui.engine.rundir import RunDir
+
+
+def steady_ips(run: RunDir) -> tuple[float, float]:
+    """(images/s of the epochs after the first, images/s over the whole run's epochs)."""
+    ends = [e for e in run.events() if e.kind == "epoch_end"]
+    start = next(e for e in run.events() if e.kind == "run_started")
+    later = [e.images_per_sec for e in ends[1:]] or [ends[-1].images_per_sec]
+    wall = ends[-1].time - start.time
+    return statistics.mean(later), start.n_train * len(ends) / wall
+
+
+def headless(cfg, runs_dir: Path) -> RunDir:
+    from malaria_tui.engine.training.trainer import train
+    from malaria_tui.headless import reporter
+
+    sink = io.StringIO()
+    with redirect_stdout(sink):
+        report = reporter(force_plain=True)
+        try:
+            return train(cfg, runs_dir=runs_dir, on_event=report)
+        finally:
+            report.close()
+
+
+async def in_tui(cfg, runs_dir: Path) -> tuple[RunDir, int]:
+    from malaria_tui.tui.app import create_app
+
+    app = create_app(cfg, runs_dir=runs_dir, initial="train")
+    redraws = 0
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.screen
+        original = screen.redraw
+
+        def counted() -> None:
+            nonlocal redraws
+            redraws += 1
+            original()
+
+        screen.redraw = counted
+        while not app.tf_ready:
+            await pilot.pause(0.1)
+        await pilot.press("s")
+        while not app.training:
+            await pilot.pause(0.05)
+        while app.training:
+            await pilot.pause(0.1)
+        await pilot.pause(0.3)
+        assert app.session.status == "completed", (app.session.status, app.session.failure)
+        assert screen.query_one("#loss-chart").has_data
+        run = app.current_run
+    assert run is not None
+    return run, redraws
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[])
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    tfenv.tf()
+    print(f"TensorFlow imported in {time.perf_counter() - t0:.1f}s")
+    cfg = config.load(
+        None,
+        [
+            'data.source="sample"',
+            'model.name="cellnet"',
+            "data.image_size=48",
+            f"train.epochs={a.epochs}",
+            "train.tensorboard=false",
+            *a.set,
+        ],
+    )
+    results: dict[str, list[tuple[float, float]]] = {"headless": [], "tui": []}
+    with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
+        order = ["headless", "tui"]
+        for r in range(a.repeats):
+            for mode in order if r % 2 == 0 else order[::-1]:  # H T T H: same load for both
+                runs = Path(tmp) / f"{mode}-{r}"
+                t = time.perf_counter()
+                if mode == "headless":
+                    run = headless(cfg, runs)
+                    extra = ""
+                else:
+                    run, redraws = asyncio.run(in_tui(cfg, runs))
+                    extra = f", {redraws} Train-screen redraws"
+                ips, whole = steady_ips(run)
+                results[mode].append((ips, whole))
+                print(
+                    f"{mode:8s} run {r + 1}: {ips:7.0f} img/s after epoch 1, "
+                    f"{whole:7.0f} img/s whole run, {time.perf_counter() - t:5.1f}s wall{extra}"
+                )
+    best = {m: statistics.median(v[0] for v in vals) for m, vals in results.items()}
+    best_whole = {m: statistics.median(v[1] for v in vals) for m, vals in results.items()}
+    ratio = best["tui"] / best["headless"]
+    print()
+    print(f"median img/s of {a.repeats} runs each")
+    print(f"{'':10s}{'headless':>12s}{'TUI':>12s}{'TUI/headless':>14s}")
+    print(f"{'steady':10s}{best['headless']:12.0f}{best['tui']:12.0f}{ratio:14.3f}")
+    print(
+        f"{'whole run':10s}{best_whole['headless']:12.0f}{best_whole['tui']:12.0f}"
+        f"{best_whole['tui'] / best_whole['headless']:14.3f}"
+    )
+    print(f"target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
