@@ -37,7 +37,7 @@ def _train_parser() -> argparse.ArgumentParser:
         description="Train, tune, evaluate and deploy malaria cell classifiers from the terminal. "
         "With no arguments: the TUI, set up with configs/default.toml's settings on the bundled sample.",
         epilog="commands: resume RUN_DIR | evaluate RUN_DIR | data SPEC | watch [RUN_DIR] | "
-        "predict MODEL_OR_RUN PATH... | export RUN | grid --config FILE  "
+        "predict MODEL_OR_RUN PATH... | export RUN | grid --config FILE | serve  "
         "(malaria-tui COMMAND --help for each).  Data SPEC: sample | tfds | tfds:DATA_DIR | folder:PATH",
     )
     p.add_argument(
@@ -81,7 +81,7 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument(
             "--no-ui",
             action="store_true",
-            help="headless (the default for resume until the TUI attaches)",
+            help="resume headless instead of in the TUI",
         )
         p.add_argument("--plain", action="store_true")
     elif cmd == "evaluate":
@@ -163,6 +163,16 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
         p = grid_cli.add_arguments(
             _Parser(prog="malaria-tui grid", description=grid_cli.DESCRIPTION)
         )
+    elif cmd == "serve":
+        p = _Parser(
+            prog="malaria-tui serve", description="Serve the app to a browser (textual-serve)."
+        )
+        p.add_argument(
+            "--host", default="127.0.0.1", help="address to bind (default: localhost only)"
+        )
+        p.add_argument("--port", type=int, default=8000)
+        p.add_argument("--runs-dir", metavar="DIR", default="runs")
+        p.add_argument("--config", metavar="FILE")
     else:  # watch
         p = _Parser(
             prog="malaria-tui watch",
@@ -269,6 +279,11 @@ def _cmd_resume(args) -> int:
     from malaria_tui.engine import rundir
 
     run = rundir.open_run(args.run_dir)
+    if not args.no_ui:
+        from malaria_tui.tui.app import create_app
+
+        create_app(runs_dir=str(run.path.parent), resume_run=run).run()
+        return ExitCode.OK
     return _headless(lambda stop, report: _train(None, None, run, True, stop, report), args.plain)
 
 
@@ -356,6 +371,13 @@ def _cmd_grid(args) -> int:
     from malaria_tui import grid_cli
 
     return grid_cli.run(args)
+
+
+def _cmd_serve(args) -> int:
+    from malaria_tui.tui.serve import serve
+
+    serve(host=args.host, port=args.port, runs_dir=args.runs_dir, config_path=args.config)
+    return ExitCode.OK
 
 
 def _cmd_watch(args) -> int:

@@ -31,7 +31,7 @@ def test_help_does_not_import_tensorflow():
     code = (
         "import sys, contextlib, io\n"
         "from malaria_tui.cli import main\n"
-        "for argv in (['--help'], ['resume', '--help'], ['evaluate', '--help'], ['data', '--help'], ['watch', '--help'], ['predict', '--help'], ['export', '--help'], ['grid', '--help']):\n"
+        "for argv in (['--help'], ['resume', '--help'], ['evaluate', '--help'], ['data', '--help'], ['watch', '--help'], ['predict', '--help'], ['export', '--help'], ['grid', '--help'], ['serve', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'textual') if m in sys.modules))\n"
@@ -164,6 +164,6 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(tmp_path):
     assert "resume with: malaria-tui resume" in err
     (run,) = runs.iterdir()
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["epoch"] >= 1
-    res = _run("resume", str(run), "--plain")
+    res = _run("resume", str(run), "--no-ui", "--plain")
     assert res.returncode == 0, res.stderr
     assert "run resumed" in res.stdout and "run completed after 5 epochs" in res.stdout

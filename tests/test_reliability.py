@@ -137,7 +137,7 @@ def test_sigkill_mid_training_keeps_the_last_checkpoint_and_log_usable(tmp_path)
     ] >= 1
     assert run.status() == "stale"  # nobody holds the lock any more
     res = subprocess.run(
-        [sys.executable, "-m", "malaria_tui", "resume", str(run_path), "--plain"],
+        [sys.executable, "-m", "malaria_tui", "resume", str(run_path), "--no-ui", "--plain"],
         capture_output=True,
         text=True,
         timeout=600,

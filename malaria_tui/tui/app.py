@@ -51,7 +51,7 @@ def _lazy(module: str, cls: str):
 
 
 class MalariaApp(App[None]):
-    """Dataset, augmentation, model, training, grids, evaluation and runs, in one terminal app."""
+    """Dataset, augmentation, model, training, grids, evaluation, prediction and runs, in one app."""
 
     TITLE = "malaria-tui"
     CSS_PATH = "app.tcss"
@@ -65,6 +65,7 @@ class MalariaApp(App[None]):
         "train": _lazy("train", "TrainScreen"),
         "hparams": _lazy("hparams", "HParamsScreen"),
         "evaluate": _lazy("evaluate", "EvaluateScreen"),
+        "predict": _lazy("predict", "PredictScreen"),
         "runs": _lazy("runs", "RunsScreen"),
     }
     BINDINGS = [
@@ -87,8 +88,13 @@ class MalariaApp(App[None]):
         load_tf: bool = True,
         evaluate_run: RunDir | None = None,
         graphics: str | None = None,
+        resume_run: RunDir | None = None,
     ) -> None:
-        start = initial or ("train" if watch_run is not None else "dataset")
+        if watch_run is not None and resume_run is not None:
+            raise ValueError("a window either watches a run or resumes one, not both")
+        start = initial or (
+            "train" if watch_run is not None or resume_run is not None else "dataset"
+        )
         if start not in self.MODES:
             raise ValueError(f"unknown screen {start!r}; one of {', '.join(self.MODES)}")
         self.DEFAULT_MODE = start  # the first screen is built directly, never a blank default
@@ -104,7 +110,11 @@ class MalariaApp(App[None]):
         self.tf_state = "loading" if load_tf else "off"
         self.tf_error = ""
         self.session = TrainingSession()
-        self.current_run: RunDir | None = evaluate_run or watch_run
+        self.current_run: RunDir | None = evaluate_run or watch_run or resume_run
+        # continued on the Train screen as soon as TensorFlow is ready (`malaria-tui resume`)
+        self.resume_run = resume_run
+        self._predictors: dict[str, tuple[tuple, Any]] = {}
+        self._predictor_lock = threading.Lock()
         self.compare_runs: list[RunDir] = []
         self.stop_event: threading.Event | None = None
         self._reader: EventReader | None = None
@@ -117,6 +127,8 @@ class MalariaApp(App[None]):
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run in the terminal, with TensorFlow's native log lines kept off the screen."""
+        if not kwargs.get("headless"):
+            ensure_terminal_stdin()
         if self.graphics == "auto":
             self.graphics = detect_graphics()
         with native_stderr_diverted(self.load_tf):
@@ -127,6 +139,10 @@ class MalariaApp(App[None]):
             self._reader = EventReader(self.watch_run.events_path)
             self.session.note("info", f"watching {self.watch_run.path}")
             self._poll_watch()
+        if self.resume_run is not None:
+            self.session.note("info", f"resuming {self.resume_run.path} once TensorFlow is ready…")
+            if not self.load_tf:
+                self._resume_pending_run()
         self.set_interval(TICK_SECONDS, self._tick, name="ui-tick")
         self.call_after_refresh(self._after_first_frame)
 
@@ -158,6 +174,21 @@ class MalariaApp(App[None]):
         for screen in self._all_screens():
             screen.on_tf_ready()
         self.refresh_bindings()
+        self._resume_pending_run()
+
+    def _resume_pending_run(self) -> None:
+        """Continue the run given as ``resume_run`` (once; the same path as the Runs screen's u)."""
+        run, self.resume_run = self.resume_run, None
+        if run is None:
+            return
+        why = self.start_training(resume=run)
+        if why:
+            self.session.note("error", f"cannot resume {run.name}: {why}")
+            self.notify(f"Cannot resume {run.name}: {why}", severity="error", timeout=10)
+        self.action_show("train")
+        screen = self.get_screen_of("train")
+        if screen is not None and hasattr(screen, "redraw") and screen.is_mounted:
+            screen.redraw()
 
     @property
     def tf_ready(self) -> bool:
@@ -363,6 +394,42 @@ class MalariaApp(App[None]):
 
         self.push_screen(QuitDialog(), chosen)
 
+    # --- models for prediction and Grad-CAM (loaded in worker threads, cached) -----------------
+
+    def load_predictor(self, source: str | Path) -> Any:
+        """``engine.predictor.load(source)``, cached while the model file is unchanged.
+
+        Called from worker threads (Predict screen, Evaluate gallery); raises ``UserError``.
+        """
+        from malaria_tui.engine import predictor
+
+        path = Path(source).expanduser()
+        try:
+            key = str(path.resolve())
+            probe = path / "checkpoints" / "best.keras" if path.is_dir() else path
+            stamp = (probe.stat().st_mtime_ns, probe.stat().st_size) if probe.exists() else ()
+        except OSError:
+            key, stamp = str(path), ()
+        with self._predictor_lock:
+            hit = self._predictors.get(key)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            loaded = predictor.load(path)
+            self._predictors[key] = (stamp, loaded)
+            while len(self._predictors) > 3:  # a few models at most stay in memory
+                self._predictors.pop(next(iter(self._predictors)))
+            return loaded
+
+    def newest_run_with_model(self) -> RunDir | None:
+        """The current run when it has a best model, else the newest such run."""
+        runs = list_runs(self.runs_dir)
+        if self.current_run is not None:
+            runs.append(self.current_run)
+        for run in reversed(runs):
+            if run.best_model.is_file():
+                return run
+        return None
+
     def newest_run_with_eval(self) -> RunDir | None:
         for run in reversed(list_runs(self.runs_dir)):
             if (run.eval_dir / "metrics.json").is_file() or (
@@ -370,6 +437,34 @@ class MalariaApp(App[None]):
             ).is_file():
                 return run
         return None
+
+
+def ensure_terminal_stdin() -> None:
+    """Make file descriptor 0 a terminal before Textual's own input thread reads it.
+
+    Textual's Linux driver polls stdin; at end-of-file (``< /dev/null``, a closed pipe, a
+    service manager) every poll returns at once and the app burns a whole core doing nothing.
+    So a non-terminal stdin is replaced by the controlling terminal (``/dev/tty``), and
+    without one the TUI refuses with one line instead of spinning.
+    textual-serve's web driver (``TEXTUAL_DRIVER`` set) talks over stdin on purpose: left alone.
+    """
+    if os.environ.get("TEXTUAL_DRIVER"):
+        return
+    try:
+        if os.isatty(0):
+            return
+    except OSError:
+        pass
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        raise UserError(
+            "the TUI needs a terminal, and neither stdin nor /dev/tty is one; "
+            "train with --no-ui, follow a run with `tail -f RUN/events.jsonl`, "
+            "or use `malaria-tui serve` for a browser"
+        ) from None
+    os.dup2(fd, 0)
+    os.close(fd)
 
 
 def detect_graphics() -> str:
@@ -415,5 +510,9 @@ def create_app(
     watch_run: RunDir | None = None,
     **kwargs: Any,
 ) -> MalariaApp:
-    """The app for the CLI, the tests and the screenshot tool (see :class:`MalariaApp`)."""
+    """The app for the CLI, the tests and the screenshot tool (see :class:`MalariaApp`).
+
+    ``resume_run=RunDir`` opens the Train screen and continues that interrupted run as soon
+    as TensorFlow is ready (``malaria-tui resume RUN_DIR``).
+    """
     return MalariaApp(config=config, runs_dir=runs_dir, watch_run=watch_run, **kwargs)

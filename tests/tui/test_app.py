@@ -18,6 +18,7 @@ from malaria_tui.tui.screens.dataset import DatasetScreen
 from malaria_tui.tui.screens.evaluate import EvaluateScreen
 from malaria_tui.tui.screens.hparams import HParamsScreen
 from malaria_tui.tui.screens.model import ModelScreen
+from malaria_tui.tui.screens.predict import PredictScreen
 from malaria_tui.tui.screens.runs import RunsScreen
 from malaria_tui.tui.screens.train import TrainScreen
 from malaria_tui.tui.widgets.cells import CellGrid
@@ -61,7 +62,8 @@ def test_number_keys_switch_screens(runs_dir):
                 "4": TrainScreen,
                 "5": HParamsScreen,
                 "6": EvaluateScreen,
-                "7": RunsScreen,
+                "7": PredictScreen,
+                "8": RunsScreen,
                 "1": DatasetScreen,
             }
             for key, cls in expected.items():
@@ -80,7 +82,7 @@ def test_every_binding_has_id_and_description(runs_dir):
     async def go():
         app = create_app(runs_dir=runs_dir, load_tf=False)
         async with app.run_test(size=SIZE) as pilot:
-            for key in "1234567":
+            for key in "12345678":
                 await pilot.press(key)
                 await pilot.pause()
                 for active in app.screen.active_bindings.values():

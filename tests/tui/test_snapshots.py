@@ -31,3 +31,13 @@ def test_evaluate_screen_snapshot(snap_compare, runs_dir):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=loaded)
+
+
+def test_predict_screen_snapshot(snap_compare, runs_dir):
+    """Key 7 before TensorFlow: the form, the message bar and the empty table/side panel."""
+    app = create_app(runs_dir=runs_dir, load_tf=False, initial="predict")
+
+    async def loaded(pilot):
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -41,14 +42,20 @@ class QuitDialog(ModalScreen[str | None]):
 
 
 class CellDialog(ModalScreen[None]):
-    """One cell, large, with its file name, label and patient (and anything else known)."""
+    """One cell, large, with its file name, label and patient (and anything else known).
+
+    With ``heat=True`` a second image beside it shows the cell's Grad-CAM heat map once the
+    opener calls :meth:`set_heat` (with the overlay pixels, or a sentence saying why not).
+    """
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [Binding("escape,enter,q", "dismiss(None)", "Close", id="cell.close")]
 
-    def __init__(self, item: CellItem) -> None:
+    def __init__(self, item: CellItem, heat: bool = False) -> None:
         super().__init__()
         self.item = item
+        self.heat = heat
+        self.heat_value: object = "Grad-CAM…" if heat else None  # pixels or a message
 
     @property
     def _native(self) -> bool:
@@ -56,12 +63,15 @@ class CellDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="cell"):
-            if self._native:
-                from textual_image.widget import Image as NativeImage
+            with Horizontal(id="images"):
+                if self._native:
+                    from textual_image.widget import Image as NativeImage
 
-                yield NativeImage(self.item.path, id="native-image")
-            else:
-                yield Static(id="image")
+                    yield NativeImage(self.item.path, id="native-image")
+                else:
+                    yield Static(id="image")
+                if self.heat:
+                    yield Static(id="heat")
             yield Static(self._details(), id="details", markup=False)
             yield Label("[dim]esc closes[/]", id="hint")
 
@@ -76,15 +86,33 @@ class CellDialog(ModalScreen[None]):
     def on_resize(self) -> None:
         self._draw()
 
-    def _draw(self) -> None:
-        if self._native:
-            return
+    def _side(self) -> int:
         size = self.app.size
         cols = max(8, min(64, size.width - 8))
+        if self.heat:
+            cols = max(8, min(48, (size.width - 9) // 2))
         rows = max(4, min(32, size.height - 6 - len(self.item.info)))
-        side = min(cols, rows * 2)
-        if self.item.pixels is not None:
-            px = fit_array(self.item.pixels, side, side)
-        else:
-            px = load_rgb(self.item.path, side, side, keep_aspect=True)
-        self.query_one("#image", Static).update(HalfBlockImage(px))
+        return min(cols, rows * 2)
+
+    def _draw(self) -> None:
+        side = self._side()
+        if not self._native:
+            if self.item.pixels is not None:
+                px = fit_array(self.item.pixels, side, side)
+            else:
+                px = load_rgb(self.item.path, side, side, keep_aspect=True)
+            self.query_one("#image", Static).update(HalfBlockImage(px))
+        if self.heat:
+            heat = self.query_one("#heat", Static)
+            heat.styles.width = side
+            value = self.heat_value
+            if isinstance(value, str):
+                heat.update(Text(value, style="dim"))
+            elif value is not None:
+                heat.update(HalfBlockImage(fit_array(value, side, side)))
+
+    def set_heat(self, value: object) -> None:
+        """Show the Grad-CAM overlay (uint8 HxWx3) or why there is none (a string)."""
+        self.heat_value = value
+        if self.is_mounted:
+            self._draw()

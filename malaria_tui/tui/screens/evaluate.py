@@ -73,9 +73,9 @@ class EvaluateScreen(BaseScreen):
         Binding(
             "plus,equals_sign",
             "threshold(0.01)",
-            "Thr +",
+            "Threshold",
             id="evaluate.threshold_up",
-            key_display="+",
+            key_display="+/-",
         ),
         Binding(
             "minus,underscore",
@@ -83,6 +83,7 @@ class EvaluateScreen(BaseScreen):
             "Thr -",
             id="evaluate.threshold_down",
             key_display="-",
+            show=False,
         ),
         Binding("d", "preset('default')", "0.5", id="evaluate.preset_default", show=False),
         Binding("y", "preset('youden')", "Youden", id="evaluate.preset_youden"),
@@ -102,6 +103,7 @@ class EvaluateScreen(BaseScreen):
         self.data: evaldata.EvalData | None = None
         self.run: RunDir | None = None
         self.threshold = 0.5
+        self.dialog: CellDialog | None = None  # the last cell opened (tests)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="body"):
@@ -143,7 +145,7 @@ class EvaluateScreen(BaseScreen):
             self.data = None
             self._show_nothing(
                 "No evaluated run yet.\n\nTrain one on screen 4 (it is evaluated on the test split "
-                "when it finishes), or pick a finished run on screen 7, or run\n"
+                "when it finishes), or pick a finished run on screen 8, or run\n"
                 "`malaria-tui evaluate RUN_DIR`."
             )
             return
@@ -265,7 +267,8 @@ class EvaluateScreen(BaseScreen):
         ]
         self.query_one("#errors", CellGrid).set_items(items, keep_selection=True)
         self.query_one("#gallery-title", Static).update(
-            f"{len(wrong)} misclassified at {self.threshold:.2f} (FN {at.fn}, FP {at.fp}); enter opens"
+            f"{len(wrong)} misclassified at {self.threshold:.2f} (FN {at.fn}, FP {at.fp}); "
+            "enter: cell + heat map"
         )
 
     def _draw_roc(self, at: evaldata.AtThreshold | None) -> None:
@@ -314,7 +317,50 @@ class EvaluateScreen(BaseScreen):
 
     @on(CellGrid.Opened)
     def _open(self, event: CellGrid.Opened) -> None:
-        self.app.push_screen(CellDialog(event.item))
+        dialog = CellDialog(event.item, heat=True)
+        self.dialog = dialog
+        self.app.push_screen(dialog)
+        why = self._no_heat_reason()
+        if why:
+            dialog.set_heat(why)
+        else:
+            self._explain(self.run, event.item.path, dialog)
+
+    def _no_heat_reason(self) -> str:
+        app = self.mapp
+        if self.run is None:
+            return "no run: no model to explain"
+        if not self.run.best_model.is_file():
+            return f"no Grad-CAM: {self.run.name} has no best model (checkpoints/best.keras)"
+        if app.tf_state == "loading":
+            return "Grad-CAM: TensorFlow is still loading; reopen the cell in a moment"
+        if not app.tf_ready:
+            return "no Grad-CAM: TensorFlow is off or unavailable in this session"
+        return ""
+
+    @work(thread=True, exclusive=True, group="evaluate-cam", exit_on_error=False)
+    def _explain(self, run: RunDir, path: str, dialog: CellDialog) -> None:
+        """The cell's Grad-CAM with the run's best model (loaded once, cached by the app)."""
+        from malaria_tui.engine.explain import gradcam, overlay
+        from malaria_tui.engine.predict import load_images
+
+        try:
+            predictor = self.mapp.load_predictor(run.path)
+            if predictor.kind != "keras":
+                result: object = "Grad-CAM needs a Keras model"
+            else:
+                x, ok, bad = load_images(
+                    [Path(path)], predictor.image_size, predictor.color == "gray"
+                )
+                if not ok:
+                    result = f"cannot read the image ({bad[0][1]})"
+                else:
+                    result = overlay(x[0], gradcam(predictor.model, x[:1])[0])
+        except Exception as e:  # noqa: BLE001 - shown in the dialog, never a crash
+            from malaria_tui.tui.screens.predict import first_line
+
+            result = f"no Grad-CAM: {first_line(e)}"
+        self.app.call_from_thread(dialog.set_heat, result)
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [

@@ -1,4 +1,4 @@
-"""7 Runs: every run under runs/, open one in Evaluate, mark two to overlay curves and diff configs."""
+"""8 Runs: every run under runs/, open one in Evaluate, mark two to overlay curves and diff configs."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class RunsScreen(BaseScreen):
         Binding("e", "evaluate", "Evaluate", id="runs.evaluate"),
         Binding("m", "cycle_metric", "Metric", id="runs.metric"),
         Binding("u", "resume", "Resume", id="runs.resume"),
-        Binding("r", "reload", "Refresh", id="runs.reload"),
+        Binding("r", "reload", "Refresh", id="runs.reload", show=False),
     ]
 
     def __init__(self) -> None:
@@ -90,7 +90,7 @@ class RunsScreen(BaseScreen):
         if self.order:
             table.move_cursor(row=min(max(keep, 0), len(self.order) - 1))
         self.query_one("#runs-title", Static).update(
-            f"{len(self.order)} runs in {self.mapp.runs_dir}   "
+            f"{len(self.order)} run{'s' if len(self.order) != 1 else ''} in {self.mapp.runs_dir}   "
             "(space marks two to compare, e opens one in Evaluate)"
             if self.order
             else f"No runs in {self.mapp.runs_dir} yet: start one on screen 4, or `malaria-tui --no-ui`."
@@ -109,7 +109,8 @@ class RunsScreen(BaseScreen):
         if s.name in self.marked:
             mark = Text("●", style=RICH_COLORS[self.marked.index(s.name)])
         short = s.name[16:] if s.date and len(s.name) > 16 else s.name
-        return [mark, short, s.date, s.model, s.epochs, s.best, Text(s.status, style=status_style)]
+        date = s.date[5:] if self.app.size.width < 110 else s.date  # 80 columns: no year
+        return [mark, short, date, s.model, s.epochs, s.best, Text(s.status, style=status_style)]
 
     # --- selection ----------------------------------------------------------------------------
 

@@ -22,6 +22,9 @@ from malaria_tui.tui.session import TrainingSession, fmt_duration
 from malaria_tui.tui.widgets.charts import Line, LineChart
 
 VIEWS = ("batch+epoch", "epoch", "batch")
+# While a run is active the charts are redrawn at most this often (the numbers above them at
+# every 0.25 s tick): plotting costs the UI thread ~10 ms a chart, taken from the trainer's GIL.
+CHART_SECONDS = 1.0
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "", "debug": "dim"}
 
 
@@ -41,6 +44,8 @@ class TrainScreen(BaseScreen):
         self.metric = ""
         self.view = VIEWS[0]
         self._log_shown = 0
+        self._binding_state: tuple = ()
+        self._charts_at = 0.0
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
@@ -55,7 +60,7 @@ class TrainScreen(BaseScreen):
         self.redraw()
 
     def on_screen_resume(self) -> None:
-        self.redraw()
+        self.redraw(force=True)
         self.update_status()
 
     def on_tf_ready(self) -> None:
@@ -102,11 +107,11 @@ class TrainScreen(BaseScreen):
             return
         i = names.index(self.metric) if self.metric in names else -1
         self.metric = names[(i + 1) % len(names)]
-        self.redraw()
+        self.redraw(force=True)
 
     def action_cycle_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
-        self.redraw()
+        self.redraw(force=True)
 
     def palette_commands(self) -> list[PaletteCommand]:
         out: list[PaletteCommand] = []
@@ -128,13 +133,24 @@ class TrainScreen(BaseScreen):
 
     # --- drawing --------------------------------------------------------------------------------
 
-    def redraw(self) -> None:
+    def redraw(self, force: bool = False) -> None:
+        if not self.query("#headline"):  # called by the app's tick before compose finished
+            return
         s = self.mapp.session
         self.query_one("#headline", Static).update(self._headline(s))
         self.query_one("#progress", Static).update(self._progress(s))
-        self._draw_charts(s)
+        now = time.monotonic()
+        if not s.active or force or now - self._charts_at >= CHART_SECONDS:
+            self._charts_at = now
+            self._draw_charts(s)
         self._draw_log(s)
-        self.refresh_bindings()
+        # Only when start/stop availability changed: every refresh recomposes the Footer, and
+        # Textual's Footer keeps its old keys alive (data_bind), so 4 Hz refreshes leaked
+        # widgets and slowed key presses while a run streamed in.
+        state = (self.check_action("start", ()), self.check_action("stop", ()))
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
 
     def _headline(self, s: TrainingSession) -> Text:
         app = self.mapp

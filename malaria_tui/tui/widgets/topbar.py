@@ -16,7 +16,8 @@ SCREENS: list[tuple[str, str, str, str]] = [
     ("4", "train", "Train", "Train"),
     ("5", "hparams", "HParams", "HPar"),
     ("6", "evaluate", "Evaluate", "Eval"),
-    ("7", "runs", "Runs", "Runs"),
+    ("7", "predict", "Predict", "Pred"),
+    ("8", "runs", "Runs", "Runs"),
 ]
 
 
@@ -71,4 +72,6 @@ class TopBar(Horizontal):
         yield Static(self.app.status_content(), id="status", markup=False)  # type: ignore[attr-defined]
 
     def update_status(self, content: Content) -> None:
-        self.query_one("#status", Static).update(content)
+        # not there while the bar is still composing or already torn down (app shutting down)
+        for status in self.query("#status").results(Static):
+            status.update(content)
