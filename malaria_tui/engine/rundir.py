@@ -205,10 +205,10 @@ class EventReader:
 # --- who is training this run ------------------------------------------------------------------
 
 
-def lock_holder(path: str | os.PathLike) -> int | None:
-    """The pid training this run, if that process is alive."""
+def lock_holder(path: str | os.PathLike, name: str = LOCK) -> int | None:
+    """The pid in ``path/name`` (the process training this run), if that process is alive."""
     try:
-        pid = int((Path(path) / LOCK).read_text().strip())
+        pid = int((Path(path) / name).read_text().strip())
     except (OSError, ValueError):
         return None
     if pid == os.getpid():

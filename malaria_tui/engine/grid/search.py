@@ -132,19 +132,7 @@ def open_grid(path: str | os.PathLike) -> tuple[Path, specmod.GridSpec]:
 
 
 def _lock_holder(grid_dir: Path) -> int | None:
-    try:
-        pid = int((grid_dir / GRID_LOCK).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if pid == os.getpid():
-        return pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return rd.lock_holder(grid_dir, GRID_LOCK)
 
 
 def _acquire(grid_dir: Path) -> None:
