@@ -26,7 +26,9 @@ def main() -> None:
     for tta in (False, True):
         y, p = evaluation.predict(model, prepared.eval_dataset("val"), tta=tta)
         m = evaluation.binary_metrics(y, p, 0.5)
-        print(f"val {'TTA x8' if tta else 'plain '}: AUC {m['auc']:.4f}  accuracy {m['accuracy']:.4f}  (n {m['n']})")
+        print(
+            f"val {'TTA x8' if tta else 'plain '}: AUC {m['auc']:.4f}  accuracy {m['accuracy']:.4f}  (n {m['n']})"
+        )
 
 
 if __name__ == "__main__":
