@@ -152,14 +152,12 @@ def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
 
 def _dihedral_mean(model, x):
     """P averaged over the eight flips and 90-degree rotations (cells have no orientation)."""
-    from malaria_tui.engine.tfenv import tf
+    from malaria_tui.engine.predict import dihedral
 
-    tf = tf()
-    views = []
-    for k in range(4):
-        r = tf.image.rot90(x, k)
-        views += [r, tf.image.flip_left_right(r)]
-    return np.mean([np.asarray(model(v, training=False)).ravel() for v in views], axis=0)
+    views = dihedral(np.asarray(x))
+    return np.mean(
+        [np.asarray(model(np.ascontiguousarray(v), training=False)).ravel() for v in views], axis=0
+    )
 
 
 def predict(model, dataset, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
