@@ -2,7 +2,9 @@
 
 Images are cached as uint8 after resizing (4x smaller than float) and converted to [0,1] floats
 after the cache. Each training epoch is its own dataset whose order and augmentations depend
-only on (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+only on (seed, epoch), so a resumed run sees exactly the batches it would have seen. The cache
+is in memory, a tf.data disk cache, or sharded TFRecords (``shards.py``, for data larger than
+memory).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from malaria_tui.engine.data import records as rec
-from malaria_tui.engine.data import splits
+from malaria_tui.engine.data import shards, splits
 from malaria_tui.engine.errors import DataError
 from malaria_tui.engine.tfenv import tf as _tf
 
@@ -32,43 +34,95 @@ class Prepared:
     counts: dict[str, dict[str, int]]  # split -> {"Parasitized": n, "Uninfected": n, "total": n}
     split_records: dict[str, list[rec.Record]] | None  # None for TFDS (no file names)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    cache: str = "memory"  # memory | disk (set cache_dir) | none
+    cache: str = "memory"  # memory | disk | shards (both need use_disk_cache) | none
+    shards: int = 16  # cache = shards: files per split
+    shuffle_buffer: int = 10_000  # cache = shards: examples held by the training shuffle
     color: str = "rgb"  # gray: every image is reduced to luminance (set when the data is grayscale)
     _cached: dict = field(default_factory=dict, repr=False)
     _augment_cfg: object = None
     _cache_dir: Path | None = None
     _tfds_splits: dict | None = None
+    _shard_sets: dict = field(default_factory=dict, repr=False)
 
     @property
     def steps_per_epoch(self) -> int:
         return max(1, -(-self.counts["train"]["total"] // self.batch_size))
 
     def base(self, split: str):
-        """The decoded, resized, cached uint8 examples of one split (built once)."""
+        """The decoded, resized, cached uint8 examples of one split in record order (built once).
+
+        ``shards`` without a cache folder (``use_disk_cache``) streams from the files uncached:
+        it is meant for data that would not fit in memory.
+        """
         if split not in self._cached:
-            tf = _tf()
-            if self._tfds_splits is not None:
-                ds = self._tfds_splits[split].map(
-                    lambda im, y: (resize_uint8(im, self.image_size, self.color == "gray"), y),
-                    num_parallel_calls=tf.data.AUTOTUNE,
-                )
+            if self._sharded() and split != "train":  # train shards are written shuffled
+                ds = shards.in_order(self._shard_set(split)).map(lambda im, y, i: (im, y))
             else:
-                ds = _file_dataset(self.split_records[split], self.image_size, self.color == "gray")
-            if self.cache == "disk" and self._cache_dir is not None:
-                ds = ds.cache(str(_fresh_disk_cache(self._cache_dir, split)))
-            elif self.cache != "none":
-                ds = ds.cache()
+                ds = self._source(split)
+                if self.cache == "disk" and self._cache_dir is not None:
+                    ds = ds.cache(str(_fresh_disk_cache(self._cache_dir, split)))
+                elif self.cache in ("memory", "disk"):
+                    ds = ds.cache()
             self._cached[split] = ds
         return self._cached[split]
+
+    def _source(self, split: str, order=None):
+        """Decoded, resized, uncached ``(image, label)`` of a split, in record order or (folder
+        sources) in ``order``."""
+        tf = _tf()
+        if self._tfds_splits is not None:
+            return self._tfds_splits[split].map(
+                lambda im, y: (resize_uint8(im, self.image_size, self.color == "gray"), y),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        recs = self.split_records[split]
+        if order is not None:
+            recs = [recs[i] for i in order]
+        return _file_dataset(recs, self.image_size, self.color == "gray")
+
+    def _sharded(self) -> bool:
+        return self.cache == "shards" and self._cache_dir is not None
+
+    def _shard_set(self, split: str) -> shards.ShardSet:
+        """The split's TFRecord shards under the cache folder, written on first use.
+
+        The train split is written in a permutation fixed by the seed, so that each shard is a
+        random sample and a bounded shuffle buffer still mixes classes and patients; TFDS
+        splits keep TFDS's own (already shuffled) order.
+        """
+        if split not in self._shard_sets:
+            tf = _tf()
+            n = self.counts[split]["total"]
+            recs = self.split_records[split] if self.split_records else []
+            permute = split == "train" and self.split_records is not None
+            order = np.random.default_rng(self.seed).permutation(n) if permute else np.arange(n)
+            what = [(r.path, r.label) for r in recs]
+            key = shards.key_of(
+                self.source, split, n, self.image_size, self.color, self.shards, self.seed, what
+            )
+
+            def source():
+                ds = self._source(split, order)
+                idx = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
+                return tf.data.Dataset.zip(ds, idx).map(lambda ex, i: (ex[0], ex[1], i))
+
+            folder = self._cache_dir / f"{split}.shards"
+            self._shard_sets[split] = shards.ensure(folder, key, source, n, self.shards)
+        return self._shard_sets[split]
 
     def train_epoch(self, epoch: int, skip_batches: int = 0, augment: bool = True):
         """Batches of epoch ``epoch``: shuffled and augmented as a function of (seed, epoch)."""
         tf = _tf()
         n = self.counts["train"]["total"]
         cfg = self._augment_cfg
-        ds = self.base("train").shuffle(
-            n, seed=_derive(self.seed, epoch), reshuffle_each_iteration=False
-        )
+        if self._sharded():
+            ds = shards.epoch(
+                self._shard_set("train"), _derive(self.seed, epoch), self.shuffle_buffer
+            ).map(lambda im, y, i: (im, y))
+        else:
+            ds = self.base("train").shuffle(
+                n, seed=_derive(self.seed, epoch), reshuffle_each_iteration=False
+            )
         ds = ds.enumerate()
 
         def per_image(i, ex):
@@ -111,7 +165,7 @@ class Prepared:
 
 
 def use_disk_cache(prepared: Prepared, cache_dir: Path) -> None:
-    """Cache decoded images under ``cache_dir`` (the run's own ``cache/`` folder)."""
+    """Cache decoded images (``disk`` or ``shards``) under ``cache_dir`` (the run's ``cache/``)."""
     prepared._cache_dir = cache_dir
 
 
@@ -251,18 +305,29 @@ def prepare(config) -> Prepared:
     records = _limit(scan.records, d.limit, config.seed)
     mode = splits.resolve_mode(d.split, scan.groups_known, len({r.group for r in records}))
     parts = splits.split_records(records, d.fractions, config.seed, mode)
-    return Prepared(
+    return _from_config(
+        config,
         color=resolve_color(d.color, records),
-        source=d.source,
         split_mode=mode,
-        image_size=d.image_size,
-        batch_size=d.batch_size,
-        seed=config.seed,
         counts=_counts(parts),
         split_records=parts,
         skipped=scan.skipped,
+    )
+
+
+def _from_config(config, **fields) -> Prepared:
+    """A :class:`Prepared` with what every source takes from the config, plus ``fields``."""
+    d = config.data
+    return Prepared(
+        source=d.source,
+        image_size=d.image_size,
+        batch_size=d.batch_size,
+        seed=config.seed,
         cache=d.cache,
+        shards=d.shards,
+        shuffle_buffer=d.shuffle_buffer,
         _augment_cfg=config.augment,
+        **fields,
     )
 
 
@@ -295,13 +360,10 @@ def prepare_all(config) -> Prepared:
         scan = rec.scan_folder(arg)
         records, skipped = {"all": scan.records}, scan.skipped
         counts, parts = _counts(records), None
-    return Prepared(
+    return _from_config(
+        config,
         color="rgb" if d.color == "auto" else d.color,
-        source=d.source,
         split_mode="none",
-        image_size=d.image_size,
-        batch_size=d.batch_size,
-        seed=config.seed,
         counts=counts,
         split_records=records,
         skipped=skipped,
@@ -321,17 +383,11 @@ def _prepare_tfds(config, data_dir: str | None) -> Prepared:
     if d.limit:
         ds, n = ds.take(d.limit), min(n, d.limit)
     parts = tfds_source.split_tfds(ds, list(d.fractions), config.seed)
-    counts = tfds_source.count_splits(parts)
-    return Prepared(
-        source=d.source,
+    return _from_config(
+        config,
         split_mode="image",
-        image_size=d.image_size,
-        batch_size=d.batch_size,
-        seed=config.seed,
-        counts=counts,
+        counts=tfds_source.count_splits(parts),
         split_records=None,
-        cache=d.cache,
         color="rgb" if d.color == "auto" else d.color,
-        _augment_cfg=config.augment,
         _tfds_splits=parts,
     )
