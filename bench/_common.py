@@ -32,7 +32,8 @@ def build_loop(cfg, prepared, kind: str):
     model = build_model(cfg)
     opt = optim.build_optimizer(cfg.optimizer, prepared.steps_per_epoch, cfg.train.epochs)
     cls = CustomLoop if kind == "custom" else FitLoop
-    return cls(model, opt, optim.build_loss(cfg.loss), 0.5)
+    k = cfg.train.steps_per_execution
+    return cls(model, opt, optim.build_loss(cfg.loss), 0.5, steps_per_execution=k)
 
 
 def time_epoch(loop, dataset, n_images: int) -> float:

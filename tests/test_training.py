@@ -111,3 +111,57 @@ def test_nan_loss_stops_the_loop_with_a_reason(cells, loop_name):
     # the poisoned batch (step 2) or, when the loss clips it, the step after it with NaN weights
     with pytest.raises(TrainingFailed, match=r"loss became nan at step [23];"):
         loop.train_epoch(poisoned, 0, lambda step, logs: False)
+
+
+@pytest.mark.parametrize("loop_name", ["custom", "fit"])
+def test_steps_per_execution_trains_the_same_steps_and_reports_each_call(cells, loop_name):
+    """k steps per compiled call: the same weights as one step per call (same batches, same
+    order), the step count stays exact over a partial last call, and the stop flag is read
+    once per call."""
+    from malaria_tui.engine import optim
+    from malaria_tui.engine.data import pipeline
+    from malaria_tui.engine.models.registry import build_model
+    from malaria_tui.engine.training.custom_loop import CustomLoop
+    from malaria_tui.engine.training.fit_loop import FitLoop
+
+    cfg = _cfg(cells, "data.batch_size=8")
+    prepared = pipeline.prepare(cfg)
+    steps = prepared.steps_per_epoch
+    many = next(k for k in (3, 4, 5) if steps % k)  # so the last call is partial
+    weights, seen = {}, {}
+    for k in (1, many):
+        model = build_model(cfg)
+        opt = optim.build_optimizer(cfg.optimizer, steps, 1)
+        cls = CustomLoop if loop_name == "custom" else FitLoop
+        loop = cls(model, opt, optim.build_loss(cfg.loss), 0.5, steps_per_execution=k)
+        calls = []
+        logs, done, stopped = loop.train_epoch(
+            prepared.train_epoch(0), 0, lambda s, f, calls=calls: calls.append(s) or False
+        )
+        assert (done, stopped) == (steps, False)
+        seen[k] = calls
+        weights[k] = model.get_weights()
+    assert seen[1] == list(range(1, steps + 1))
+    assert seen[many] == [*range(many, steps, many), steps]
+    for a, b in zip(weights[1], weights[many], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_search_trial_resumed_by_hand_still_leaves_the_test_split_unseen(tmp_path, cells):
+    """Grid trials train with ``score_test=False``; ``malaria-tui resume`` on one must not score
+    the test split either (tuning would otherwise have seen it)."""
+    cfg = _cfg(cells, "train.batch_events_per_second=1000", "train.tensorboard=false")
+    stop = threading.Event()
+
+    def stop_at_first_batch(ev):
+        if ev.kind == "batch":
+            stop.set()
+
+    run = train(cfg, runs_dir=tmp_path, on_event=stop_at_first_batch, stop=stop, score_test=False)
+    assert run.status() == "interrupted"
+    events = []
+    train(run=run, resume=True, on_event=events.append)  # score_test defaults to True
+    assert run.status() == "completed"
+    assert events[0].kind == "run_started" and not events[0].score_test
+    metrics = json.loads((run.eval_dir / "metrics.json").read_text())
+    assert "val" in metrics and "test" not in metrics and "test_at_target" not in metrics

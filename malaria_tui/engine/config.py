@@ -38,7 +38,10 @@ class DataConfig(_Section):
     fractions: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.8, 0.1, 0.1]
     batch_size: int = Field(64, ge=1, le=8192)
     limit: int = Field(0, ge=0)
-    cache: Literal["memory", "disk", "none"] = "memory"
+    # shards: TFRecord files under the run's cache/ for data larger than memory (data/shards.py)
+    cache: Literal["memory", "disk", "shards", "none"] = "memory"
+    shards: int = Field(16, ge=1, le=100_000)  # cache = shards: files per split
+    shuffle_buffer: int = Field(10_000, ge=1)  # cache = shards: examples held for shuffling
     color: Literal["auto", "gray", "rgb"] = "auto"
 
     @model_validator(mode="after")
@@ -123,6 +126,9 @@ class TrainConfig(_Section):
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     mixed_precision: bool = False  # mixed_float16 on GPU (loss scaling), mixed_bfloat16 on CPU
     jit_compile: bool | str = "auto"  # XLA: "auto" (on when a GPU is visible) | true | false
+    # Training steps per compiled call (both loops): raise it (e.g. 16) on a fast GPU, where
+    # Python's per-step overhead shows; the stop flag and batch events then come per call.
+    steps_per_execution: int = Field(1, ge=1, le=1000)
 
     @field_validator("jit_compile")
     @classmethod

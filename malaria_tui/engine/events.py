@@ -32,6 +32,7 @@ class RunStarted(Event):
     start_epoch: int = 0
     start_step: int = 0
     resumed: bool = False
+    score_test: bool = True  # False: a search trial; the test split stays unseen, resumed too
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class CustomLoop:
         *,
         strategy=None,
         jit_compile: bool = False,
+        steps_per_execution: int = 1,
     ):
         tf = _tf()
         from malaria_tui.engine.training import strategy as st
@@ -56,9 +57,11 @@ class CustomLoop:
             self.val_metrics = [keras.metrics.Mean(name="loss"), *build_metrics(threshold)]
             # Slots now, in the scope, not on the first step inside a replica context.
             optimizer.build(model.trainable_variables)
+        self.steps_per_execution = max(1, int(steps_per_execution))
         opts = dict(reduce_retracing=True, jit_compile=jit_compile)
         self.train_step = tf.function(self._train_step, **opts)
         self.val_step = tf.function(self._val_step, **opts)
+        self.train_chunk = tf.function(self._train_chunk, reduce_retracing=True)
 
     # -- compiled steps ---------------------------------------------------------------------
 
@@ -114,6 +117,24 @@ class CustomLoop:
     def _val_step(self, x, y):
         self.strategy.run(self._replica_val_step, args=(x, y))
 
+    def _train_chunk(self, iterator, k):
+        """Up to ``k`` steps on batches taken from ``iterator`` inside the graph (as Keras
+        ``fit`` does), stopping early at the end of the data or at a non-finite loss.
+        Returns (steps done, last loss)."""
+        tf = _tf()
+        done = tf.constant(0)
+        last = tf.constant(0.0)
+        for _ in tf.range(k):
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value():
+                break
+            x, y = batch.get_value()
+            last = tf.cast(self._train_step(x, y), tf.float32)
+            done += 1
+            if not tf.math.is_finite(last):
+                break
+        return done, last
+
     # -- Python side ------------------------------------------------------------------------
 
     def _distribute(self, dataset):
@@ -125,16 +146,24 @@ class CustomLoop:
         """Run one epoch; ``on_batch(step, logs_fn) -> stop?``. Returns (logs, steps done, stopped)."""
         for m in self.train_metrics:
             m.reset_state()
+        tf = _tf()
         step = start_step
-        for x, y in self._distribute(dataset):
-            loss = float(self.train_step(x, y))
-            step += 1
+        k = tf.constant(self.steps_per_execution)
+        iterator = iter(self._distribute(dataset))
+        while True:
+            done, loss = self.train_chunk(iterator, k)
+            done, loss = int(done), float(loss)
+            if not done:
+                break
+            step += done
             if not math.isfinite(loss):
                 raise TrainingFailed(
                     f"loss became {loss} at step {step}; lower optimizer.learning_rate or check the data"
                 )
             if on_batch(step, lambda: _results(self.train_metrics)):
                 return _results(self.train_metrics), step, True
+            if done < self.steps_per_execution:
+                break
         return _results(self.train_metrics), step, False
 
     def evaluate(self, dataset) -> dict[str, float]:

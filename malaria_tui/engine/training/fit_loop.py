@@ -17,16 +17,21 @@ from malaria_tui.engine.metrics import build_metrics
 
 
 class _Bridge(keras.callbacks.Callback):
-    def __init__(self, start_step: int, on_batch):
+    def __init__(self, start_step: int, on_batch, batches: int):
         super().__init__()
-        self.step = start_step
+        self.start = self.step = start_step
+        self.end = start_step + batches if batches >= 0 else None
         self.on_batch = on_batch
         self.stopped = False
         self.failed: str | None = None
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        self.step += 1
+        # ``batch`` is the index of the last step of the call (Keras calls once per execution
+        # and counts a partial last call as whole, so the epoch's length caps it)
+        self.step = self.start + batch + 1
+        if self.end is not None:
+            self.step = min(self.step, self.end)
         loss = float(logs.get("loss", 0.0))
         if not math.isfinite(loss):
             self.failed = f"loss became {loss} at step {self.step}; lower optimizer.learning_rate or check the data"
@@ -47,6 +52,7 @@ class FitLoop:
         *,
         strategy=None,
         jit_compile: bool = False,
+        steps_per_execution: int = 1,
     ):
         from malaria_tui.engine.tfenv import tf as _tf
 
@@ -58,6 +64,7 @@ class FitLoop:
                 loss=loss_fn,
                 metrics=build_metrics(threshold),
                 jit_compile=jit_compile,
+                steps_per_execution=steps_per_execution,
             )
 
     def _scoped(self, dataset):
@@ -78,7 +85,7 @@ class FitLoop:
         return self.strategy.scope()
 
     def train_epoch(self, dataset, start_step: int, on_batch) -> tuple[dict, int, bool]:
-        bridge = _Bridge(start_step, on_batch)
+        bridge = _Bridge(start_step, on_batch, int(dataset.cardinality()))
         with self._scoped(dataset):
             history = self.model.fit(
                 dataset, epochs=1, verbose=0, callbacks=[bridge], shuffle=False

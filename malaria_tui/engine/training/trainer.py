@@ -7,6 +7,7 @@ resumable checkpoint at the current step and return.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from malaria_tui.engine.events import (
     RunInterrupted,
     RunStarted,
 )
+from malaria_tui.engine.faults import explain_fault
 from malaria_tui.engine.tfenv import tf as _tf
 from malaria_tui.engine.training import checkpoints as ck
 from malaria_tui.engine.training import strategy as st
@@ -40,6 +42,13 @@ class _Emitter:
 
     def __call__(self, event: Event) -> None:
         self.writer.write(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def failed(self, event: RunFailed) -> None:
+        """Report a failure even when the log cannot take it (the fault may be a full disk)."""
+        with contextlib.suppress(OSError):
+            self.writer.write(event)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -98,6 +107,9 @@ def train(
                 f"{run.path}: still being trained by process {rd.lock_holder(run.path)}"
             )
         pos = ck.latest(run.checkpoints)
+        # a search trial keeps the test split unseen when resumed by hand, too
+        first = next((e for e in run.events() if e.kind == "run_started"), None)
+        score_test = score_test and (first is None or first.score_test)
     prepared = pipeline.prepare(config)
     # data.batch_size is per replica; every step takes one global batch of batch_size x replicas.
     prepared.batch_size = config.data.batch_size * strategy.num_replicas_in_sync
@@ -132,13 +144,14 @@ def train(
                 restore_from=restore_from or run.checkpoints,
             )
     except TrainingFailed as e:
-        emit(RunFailed(reason=str(e)))
+        emit.failed(RunFailed(reason=str(e)))
         raise
     except Exception as e:
-        emit(RunFailed(reason=f"{type(e).__name__}: {e}"))
+        emit.failed(RunFailed(reason=explain_fault(e)))  # one line: what to change
         raise
     finally:
-        writer.close()
+        with contextlib.suppress(OSError):  # every line was flushed; only a failed write remains
+            writer.close()
         rd.release_lock(run)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -167,7 +180,13 @@ def _train(
         loss_fn = optim.build_loss(config.loss)
         loop_cls = CustomLoop if tc.loop == "custom" else FitLoop
         loop = loop_cls(
-            model, optimizer, loss_fn, config.eval.threshold, strategy=strategy, jit_compile=jit
+            model,
+            optimizer,
+            loss_fn,
+            config.eval.threshold,
+            strategy=strategy,
+            jit_compile=jit,
+            steps_per_execution=tc.steps_per_execution,
         )
         start_epoch, start_step, best, bad_epochs = 0, 0, None, 0
         if pos is not None:
@@ -195,6 +214,7 @@ def _train(
             start_epoch=start_epoch,
             start_step=start_step,
             resumed=pos is not None,
+            score_test=score_test,
         )
     )
     emit(
@@ -228,10 +248,13 @@ def _train(
             )
             ep = epoch
 
-            def on_batch(step, logs_fn, ep=ep, step0=step0, t0=t0):
+            synced = [step0]
+
+            def on_batch(step, logs_fn, ep=ep, step0=step0, t0=t0, synced=synced):
                 if sync_every:  # multi-worker: every worker reads metrics at the same steps
-                    if step % sync_every and step != steps:
+                    if step - synced[0] < sync_every and step != steps:
                         return False
+                    synced[0] = step
                     due = True
                 else:
                     due = throttle.due(force=step == steps)
