@@ -229,11 +229,21 @@ def _cmd_train(args) -> int:
     if not args.no_ui:
         from malaria_tui.tui.app import create_app
 
-        create_app(config=cfg, runs_dir=args.runs_dir).run()
-        return ExitCode.OK
+        return _run_app(create_app(config=cfg, runs_dir=args.runs_dir))
     return _headless(
         lambda stop, report: _train(cfg, args.runs_dir, None, False, stop, report), args.plain
     )
+
+
+def _run_app(app) -> int:
+    """Run the TUI; its exit code is the headless one (130 after ctrl+c, SIGINT or SIGTERM
+    stopped a run at a checkpoint), with the same hint once the terminal is restored."""
+    app.run()
+    code = app.return_code or ExitCode.OK
+    run = app.interrupted_run
+    if run is not None:
+        print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
+    return code
 
 
 def _train(cfg, runs_dir, run, resume, stop, report):
@@ -282,8 +292,7 @@ def _cmd_resume(args) -> int:
     if not args.no_ui:
         from malaria_tui.tui.app import create_app
 
-        create_app(runs_dir=str(run.path.parent), resume_run=run).run()
-        return ExitCode.OK
+        return _run_app(create_app(runs_dir=str(run.path.parent), resume_run=run))
     return _headless(lambda stop, report: _train(None, None, run, True, stop, report), args.plain)
 
 
@@ -386,8 +395,7 @@ def _cmd_watch(args) -> int:
     run = rundir.open_run(args.run_dir) if args.run_dir else rundir.newest(args.runs_dir)
     from malaria_tui.tui.app import create_app
 
-    create_app(runs_dir=str(Path(run.path).parent), watch_run=run).run()
-    return ExitCode.OK
+    return _run_app(create_app(runs_dir=str(Path(run.path).parent), watch_run=run))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,10 @@ says "TF loading…"; actions that need it are offered once it says "TF ready".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -74,6 +76,16 @@ class MalariaApp(App[None]):
             for key, mode, label, _short in SCREENS
         ),
         Binding("ctrl+q", "quit", "Quit", id="app.quit_ctrl", show=False, priority=True),
+        # Not a priority binding: with text selected, ctrl+c still copies it (Input, screen).
+        Binding(
+            "ctrl+c",
+            "interrupt",
+            "Stop & quit",
+            id="app.interrupt",
+            show=False,
+            tooltip="Stop training at the next step with a resumable checkpoint, then quit "
+            "(exit code 130); with no run in progress, quit",
+        ),
         Binding("f2", "toggle_dark", "Light/dark", id="app.toggle_theme", show=False),
     ]
 
@@ -119,6 +131,7 @@ class MalariaApp(App[None]):
         self.stop_event: threading.Event | None = None
         self._reader: EventReader | None = None
         self._quit_after_stop = False
+        self._interrupted = False  # ctrl+c / SIGINT / SIGTERM asked to stop (exit code 130)
         self._drawn_version = -1
         self.started_at = time.monotonic()
         self.first_paint_seconds: float | None = None
@@ -135,6 +148,7 @@ class MalariaApp(App[None]):
             return super().run(*args, **kwargs)
 
     def on_mount(self) -> None:
+        self._handle_signals()
         if self.watch_run is not None:
             self._reader = EventReader(self.watch_run.events_path)
             self.session.note("info", f"watching {self.watch_run.path}")
@@ -145,6 +159,21 @@ class MalariaApp(App[None]):
                 self._resume_pending_run()
         self.set_interval(TICK_SECONDS, self._tick, name="ui-tick")
         self.call_after_refresh(self._after_first_frame)
+
+    def _handle_signals(self) -> None:
+        """SIGINT and SIGTERM (``kill``, a service manager, a closed serve tab) act as ctrl+c.
+
+        In the terminal a ctrl+c keystroke is a key (Textual's raw mode sends no signal); a
+        signal from elsewhere would otherwise kill the app mid-step, or raise
+        ``KeyboardInterrupt`` in the event loop, without a checkpoint. The loop restores the
+        previous handlers when it closes.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.action_interrupt)
 
     def _after_first_frame(self) -> None:
         self.first_paint_seconds = time.monotonic() - self.started_at
@@ -372,9 +401,40 @@ class MalariaApp(App[None]):
             if hasattr(screen, "on_run_done"):
                 screen.on_run_done()
         if self._quit_after_stop:
-            self.exit()
+            self.exit(return_code=self._stop_return_code())
 
     # --- quitting ------------------------------------------------------------------------
+
+    def _stop_return_code(self) -> int:
+        """130 when ctrl+c or a signal stopped the run at a checkpoint (as the headless CLI),
+        1 when the run failed meanwhile, 0 otherwise (``q`` and its dialog)."""
+        if self.session.status == "failed":
+            return 1
+        if self._interrupted and self.session.status == "interrupted":
+            return 130
+        return 0
+
+    @property
+    def interrupted_run(self) -> RunDir | None:
+        """The run this window stopped at a resumable checkpoint, if any (for the CLI's hint)."""
+        if self.watch_run is None and self.session.status == "interrupted":
+            return self.current_run
+        return None
+
+    def action_interrupt(self) -> None:
+        """ctrl+c, SIGINT or SIGTERM: stop the run at the next step with a resumable
+        checkpoint and quit with exit code 130; with no run in progress, quit at once."""
+        if not self.training:
+            self.exit()
+            return
+        if self._quit_after_stop:
+            self.notify("Still saving the checkpoint; the app quits when it is written.")
+            return
+        self._interrupted = self._quit_after_stop = True
+        if self.stop_training():
+            self.notify("Stopping: saving a resumable checkpoint, then quitting…")
+        else:
+            self.exit()
 
     async def action_quit(self) -> None:
         if not self.training:

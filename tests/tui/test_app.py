@@ -78,6 +78,21 @@ def test_number_keys_switch_screens(runs_dir):
     run(go())
 
 
+def test_ctrl_c_without_a_run_quits_at_once(runs_dir, finished_run):
+    async def go(**kwargs):
+        app = create_app(runs_dir=runs_dir, load_tf=False, **kwargs)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("ctrl+c")
+            await pilot.pause()
+        return app
+
+    for kwargs in ({}, {"watch_run": finished_run}):
+        app = run(go(**kwargs))
+        # Textual's own ctrl+c only says "press ctrl+q to quit" and leaves the app running
+        assert app.return_code == 0 and app.interrupted_run is None, kwargs
+
+
 def test_every_binding_has_id_and_description(runs_dir):
     async def go():
         app = create_app(runs_dir=runs_dir, load_tf=False)

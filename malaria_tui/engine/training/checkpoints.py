@@ -50,13 +50,17 @@ def save_state(ckpt_dir: Path, model, optimizer, pos: Position, keep: int = 2) -
     tmp = ckpt_dir / f".{name}.tmp"
     final = ckpt_dir / name
     shutil.rmtree(tmp, ignore_errors=True)
-    _checkpoint(model, optimizer).write(str(tmp / "ckpt"))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        _checkpoint(model, optimizer).write(str(tmp / "ckpt"))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:  # a full disk, Ctrl+C: no half-written folder; latest.json unchanged
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     atomic.fsync_dir(ckpt_dir)
     atomic.write_json(
         ckpt_dir / LATEST,
@@ -104,8 +108,12 @@ def save_model(model, path: Path) -> None:
     """``model.save`` to a temp file in the same folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     atomic.fsync_dir(path.parent)
