@@ -60,8 +60,11 @@ class TrainScreen(BaseScreen):
         self.redraw()
 
     def on_screen_resume(self) -> None:
-        self.redraw(force=True)
+        # The numbers now, the charts (~10 ms each) just after the screen's first frame: the
+        # key press shows at once, and the charts were at most CHART_SECONDS old anyway.
+        self.redraw()
         self.update_status()
+        self.call_after_refresh(self.redraw, True)
 
     def on_tf_ready(self) -> None:
         if self.is_mounted:

@@ -44,6 +44,8 @@ class LineChart(PlotextPlot):
         self.ylim: tuple[float, float] | None = None
         self.empty_text = "no data yet"
         self.marks: list[tuple[float, float, str]] = []  # (x, y, label) single points
+        self._version = 0  # bumped by set_lines: a plot is built once per data, size and theme
+        self._built: tuple[tuple, RenderResult] | None = None
 
     def set_lines(
         self,
@@ -59,6 +61,7 @@ class LineChart(PlotextPlot):
             self.title = title
         self.xlim, self.ylim = xlim, ylim
         self.marks = marks or []
+        self._version += 1
         self.refresh()
 
     @property
@@ -66,6 +69,14 @@ class LineChart(PlotextPlot):
         return any(len(line.xs) for line in self.lines)
 
     def render(self) -> RenderResult:
+        """The plot, rebuilt only when data, size or theme changed: Textual renders again on
+        every screen switch, and building a plot costs ~10 ms of the UI thread."""
+        key = (self._version, self.title, self.size, self.app.theme)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, self._build())
+        return self._built[1]
+
+    def _build(self) -> RenderResult:
         width = max(10, self.size.width)
         if self.size.height < 3:
             return Text(self.title)
