@@ -424,11 +424,7 @@ class MalariaApp(App[None]):
     def action_interrupt(self) -> None:
         """ctrl+c, SIGINT or SIGTERM: stop the run at the next step with a resumable
         checkpoint and quit with exit code 130; with no run in progress, quit at once."""
-        if not self.training:
-            self.exit()
-            return
-        if self._quit_after_stop:
-            self.notify("Still saving the checkpoint; the app quits when it is written.")
+        if self._quit_handled():
             return
         self._interrupted = self._quit_after_stop = True
         if self.stop_training():
@@ -436,12 +432,18 @@ class MalariaApp(App[None]):
         else:
             self.exit()
 
-    async def action_quit(self) -> None:
+    def _quit_handled(self) -> bool:
+        """Quit at once with no run in progress, or say so while a stop is being saved."""
         if not self.training:
             self.exit()
-            return
+            return True
         if self._quit_after_stop:
             self.notify("Still saving the checkpoint; the app quits when it is written.")
+            return True
+        return False
+
+    async def action_quit(self) -> None:
+        if self._quit_handled():
             return
 
         def chosen(choice: str | None) -> None:
