@@ -95,6 +95,10 @@ out = {
         "resumed", ['train.strategy="mirrored"', "data.batch_size=8"], stop_at=(1, 1)
     ),
     "fit": run("fit", ['train.strategy="mirrored"', "data.batch_size=8", 'train.loop="fit"']),
+    "chunked": run(  # two steps per compiled call, over replicas: 3 steps = one call of 2 + 1
+        "chunked",
+        ['train.strategy="mirrored"', "data.batch_size=8", "train.steps_per_execution=2"],
+    ),
 }
 from malaria_tui.engine.training import strategy as st
 
@@ -171,6 +175,9 @@ def test_mirrored_on_two_cpu_devices_matches_one_device_with_the_same_global_bat
     np.testing.assert_allclose(last(resumed)["val_loss"], last(mirrored)["val_loss"], rtol=1e-4)
     np.testing.assert_allclose(resumed["test"]["auc"], mirrored["test"]["auc"], rtol=1e-4)
     assert out["kept"] == [2, 2]  # a last batch that cannot feed every replica is dropped
+    np.testing.assert_allclose(
+        _curve(out["chunked"]["epochs"]), _curve(mirrored["epochs"]), rtol=1e-4, atol=1e-6
+    )
     # Keras fit under the same strategy (its validation batch of 7 splits 4 + 3: see FitLoop).
     assert len(fit["epochs"]) == 2 and np.all(np.isfinite(_curve(fit["epochs"])))
 
