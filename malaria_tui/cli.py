@@ -254,32 +254,13 @@ def _train(cfg, runs_dir, run, resume, stop, report):
 
 def _headless(job, plain: bool) -> int:
     """Run a training job with headless output; Ctrl+C or SIGTERM stops it at a checkpoint."""
-    from malaria_tui.engine import tfenv
-    from malaria_tui.engine.errors import TrainingFailed, UserError
-    from malaria_tui.engine.faults import explain_fault
     from malaria_tui.headless import reporter
-    from malaria_tui.stopping import graceful_stop
+    from malaria_tui.stopping import run_headless
 
-    tfenv.divert_native_stderr()
-    report = reporter(force_plain=plain)
-    with graceful_stop() as stop:
-        try:
-            run = job(stop, report)
-        except TrainingFailed as e:
-            report.close()
-            print(f"malaria-tui: training failed: {e}", file=sys.stderr)
-            return ExitCode.FAILED
-        except UserError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a runtime fault: one line, details with --verbose
-            report.close()
-            print(f"malaria-tui: training failed: {explain_fault(e)}", file=sys.stderr)
-            if tfenv._verbose:
-                raise
-            return ExitCode.FAILED
-        finally:
-            report.close()
-    if stop.is_set() or run.status() == "interrupted":
+    run, stopped = run_headless(job, lambda: reporter(force_plain=plain), "training failed")
+    if run is None:
+        return ExitCode.FAILED
+    if stopped or run.status() == "interrupted":
         print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
         return ExitCode.INTERRUPTED
     return ExitCode.OK

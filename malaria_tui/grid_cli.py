@@ -136,28 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _headless(job, plain: bool) -> int:
     """Run the grid with progress on stdout; Ctrl+C or SIGTERM stops it at a checkpoint."""
-    from malaria_tui.engine import tfenv
-    from malaria_tui.engine.errors import UserError
-    from malaria_tui.engine.faults import explain_fault
-    from malaria_tui.stopping import graceful_stop
+    from malaria_tui.stopping import run_headless
 
-    tfenv.divert_native_stderr()
-    printer = GridPrinter(plain=plain)
-    with graceful_stop() as stop:
-        try:
-            result = job(stop, printer)
-        except UserError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a runtime fault in a trial: one line, resumable
-            printer.close()
-            print(f"malaria-tui: grid stopped: {explain_fault(e)}", file=sys.stderr)
-            if printer.grid_dir:
-                print(f"resume with: malaria-tui grid --resume {printer.grid_dir}", file=sys.stderr)
-            if tfenv._verbose:
-                raise
-            return ExitCode.FAILED
-        finally:
-            printer.close()
+    def hint(printer: GridPrinter) -> str | None:
+        if printer.grid_dir:  # a runtime fault in a trial: the grid is resumable
+            return f"resume with: malaria-tui grid --resume {printer.grid_dir}"
+        return None
+
+    result, _ = run_headless(job, lambda: GridPrinter(plain=plain), "grid stopped", hint)
+    if result is None:
+        return ExitCode.FAILED
     return _finish(result, plain)
 
 

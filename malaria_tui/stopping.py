@@ -32,3 +32,37 @@ def graceful_stop():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def run_headless(job, make_sink, failure: str, hint=lambda sink: None):
+    """Run ``job(stop, sink)`` under :func:`graceful_stop` with TensorFlow's C++ noise hidden.
+
+    ``make_sink()`` builds the progress printer once stderr is diverted. Returns
+    ``(result, stopped)``; ``result`` is None when a runtime fault ended the job, after one
+    line on stderr (``malaria-tui: <failure>: <reason>``) and ``hint(sink)``, if any (how to
+    resume). The sink is closed first so that line is not overdrawn.
+    ``UserError`` passes through: the caller turns it into exit code 2. Shared by training
+    and grid search.
+    """
+    from malaria_tui.engine import tfenv
+    from malaria_tui.engine.errors import TrainingFailed, UserError
+    from malaria_tui.engine.faults import explain_fault
+
+    tfenv.divert_native_stderr()
+    sink = make_sink()
+    with graceful_stop() as stop:
+        try:
+            return job(stop, sink), stop.is_set()
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a runtime fault: one line, details with --verbose
+            sink.close()
+            reason = str(e) if isinstance(e, TrainingFailed) else explain_fault(e)
+            print(f"malaria-tui: {failure}: {reason}", file=sys.stderr)
+            if text := hint(sink):
+                print(text, file=sys.stderr)
+            if tfenv._verbose and not isinstance(e, TrainingFailed):
+                raise
+            return None, stop.is_set()
+        finally:
+            sink.close()
