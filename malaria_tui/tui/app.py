@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.content import Content
@@ -37,6 +37,7 @@ from malaria_tui.tui.session import TrainingSession
 from malaria_tui.tui.widgets.topbar import SCREENS
 
 TICK_SECONDS = 0.25
+PREBUILD_GAP_SECONDS = 0.1  # between two screens built ahead, so keys are still read between
 SCREEN_GROUP = Binding.Group("Screens", compact=True)
 
 
@@ -179,6 +180,29 @@ class MalariaApp(App[None]):
         self.first_paint_seconds = time.monotonic() - self.started_at
         if self.load_tf:
             self._import_tf()
+        self.set_timer(PREBUILD_GAP_SECONDS, self._prebuild_next_screen)
+
+    def _prebuild_next_screen(self) -> None:
+        """Build one screen not shown yet, then schedule the next, until every screen exists.
+
+        A screen's first visit composes and styles its widgets (120-410 ms at idle, several
+        times that while training saturates the cores); built ahead at start-up, a first visit
+        is a switch like any other. This is what ``App._init_mode`` does on a first
+        ``switch_mode``, minus ``ScreenResume``, which ``switch_mode`` posts on the real visit,
+        and minus a restyle of every screen: the new screen's widgets are styled as they mount,
+        after its CSS is loaded, so it is marked current with the app's CSS (a theme change
+        since then still restyles it when shown).
+        """
+        mode = next((m for m in self.MODES if m not in self._screen_stacks), None)
+        if mode is None or self._exit or self._closing or self._closed:  # quitting: build nothing
+            return
+        screen, _mounted = self._get_screen(self._modes[mode]())
+        self._load_screen_css(screen)
+        screen._css_update_count = self._css_update_count
+        # its size now, so the breakpoint classes (-narrow, -short...) are set before it shows
+        screen.post_message(events.Resize(self.size, self.size))
+        self._screen_stacks[mode] = [screen]
+        self.set_timer(PREBUILD_GAP_SECONDS, self._prebuild_next_screen)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="tf", name="import TensorFlow")
     def _import_tf(self) -> None:

@@ -414,3 +414,50 @@ def test_command_palette_offers_screen_commands(runs_dir):
             assert "Threshold: Youden J" in titles and "Show class: Parasitized" not in titles
 
     run(go())
+
+
+def test_key_bar_shows_the_screen_keys_and_runs_a_clicked_one(runs_dir):
+    from malaria_tui.tui.widgets.keybar import KeyBar
+
+    async def go():
+        app = create_app(runs_dir=runs_dir, load_tf=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            bar = app.screen.query_one(KeyBar)
+            text = bar.render().plain
+            assert text.startswith("⏎ Open cell q Quit c Class") and text.endswith("^p palette")
+            assert len(text) == SIZE[0] and "12345678 Screens" in text
+            four = next(k for k in bar._keys if k.key == "4")
+            await pilot.hover(KeyBar, offset=(four.start, 0))
+            assert bar.tooltip == "Train"
+            await pilot.click(KeyBar, offset=(four.start, 0))
+            await pilot.pause()
+            assert isinstance(app.screen, TrainScreen)
+            bar = app.screen.query_one(KeyBar)
+            assert "s Start" in bar.render().plain
+            start = next(k for k in bar._keys if k.key == "s")
+            assert not start.enabled  # TensorFlow is off: start is shown, dimmed, and refused
+            await pilot.click(KeyBar, offset=(start.start, 0))
+            await pilot.pause()
+            assert not app.training
+
+    run(go())
+
+
+def test_screens_are_built_ahead_so_a_first_visit_is_only_a_switch(runs_dir):
+    async def go():
+        app = create_app(runs_dir=runs_dir, load_tf=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: set(app._screen_stacks) == set(app.MODES))
+            built = {mode: app.get_screen_of(mode) for mode in app.MODES}
+            await wait_for(pilot, lambda: all(s.is_mounted for s in built.values()))
+            augment = built["augment"]
+            assert augment.query(ConfigField) and app.screen is built["dataset"]
+            assert augment.has_class("-narrow", "-short")  # styled for 80x24 before it shows
+            for key in "2345678":
+                await pilot.press(key)
+                await pilot.pause()
+            assert app.screen is built["runs"]
+            assert {mode: app.get_screen_of(mode) for mode in app.MODES} == built
+
+    run(go())

@@ -52,6 +52,7 @@ class AugmentScreen(BaseScreen):
         self.variants: list = []
         self.preview_count = 0  # previews shown so far (tests wait on it)
         self._timer: Timer | None = None
+        self._preview_key: tuple | None = None  # what the shown (or pending) preview is of
         self._pending = False
 
     def compose_body(self) -> ComposeResult:
@@ -150,8 +151,13 @@ class AugmentScreen(BaseScreen):
             title.update(f"{Path(path).name}: TensorFlow {state} (the preview needs it)")
             return
         n = max(3, grid.columns * grid.visible_rows - 1)
+        cfg = self.mapp.config
+        key = (path, cfg.augment.model_dump_json(), cfg.data.image_size, n, self.seed)
+        if key == self._preview_key:  # on show, unchanged: no TensorFlow work beside training
+            return
+        self._preview_key = key
         title.update(f"{Path(path).name} ({CLASS_NAMES[label]}): augmenting {n}x…")
-        self._preview(path, self.mapp.config, n, self.seed, original)
+        self._preview(path, cfg, n, self.seed, original)
 
     @work(thread=True, exclusive=True, group="augment-preview", exit_on_error=False)
     def _preview(self, path: str, cfg, n: int, seed: int, original: CellItem) -> None:
@@ -165,6 +171,7 @@ class AugmentScreen(BaseScreen):
                 image = np.asarray(im.convert("RGB"))
             out = preview(image, cfg.augment, n, seed, cfg.data.image_size)
         except Exception as e:  # noqa: BLE001 - shown in the title, the UI keeps going
+            self._preview_key = None
             self.app.call_from_thread(
                 self._show, original, [], f"preview failed: {type(e).__name__}: {e}"
             )

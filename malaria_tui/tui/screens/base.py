@@ -1,4 +1,4 @@
-"""What every screen shares: the top bar, a footer, and screen-specific palette commands."""
+"""What every screen shares: the top bar, the key bar, and screen-specific palette commands."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 
+from malaria_tui.tui.widgets.keybar import KeyBar
 from malaria_tui.tui.widgets.topbar import TopBar
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class BaseScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TopBar(self.MODE)
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

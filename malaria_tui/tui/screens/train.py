@@ -61,8 +61,8 @@ class TrainScreen(BaseScreen):
 
     def on_screen_resume(self) -> None:
         # The numbers now, the charts (~10 ms each) just after the screen's first frame: the
-        # key press shows at once, and the charts were at most CHART_SECONDS old anyway.
-        self.redraw()
+        # key press shows at once (the charts it shows are those it had when left).
+        self.redraw(charts=False)
         self.update_status()
         self.call_after_refresh(self.redraw, True)
 
@@ -136,20 +136,19 @@ class TrainScreen(BaseScreen):
 
     # --- drawing --------------------------------------------------------------------------------
 
-    def redraw(self, force: bool = False) -> None:
+    def redraw(self, force: bool = False, charts: bool = True) -> None:
         if not self.query("#headline"):  # called by the app's tick before compose finished
             return
         s = self.mapp.session
         self.query_one("#headline", Static).update(self._headline(s))
         self.query_one("#progress", Static).update(self._progress(s))
         now = time.monotonic()
-        if not s.active or force or now - self._charts_at >= CHART_SECONDS:
+        if charts and (not s.active or force or now - self._charts_at >= CHART_SECONDS):
             self._charts_at = now
             self._draw_charts(s)
         self._draw_log(s)
-        # Only when start/stop availability changed: every refresh recomposes the Footer, and
-        # Textual's Footer keeps its old keys alive (data_bind), so 4 Hz refreshes leaked
-        # widgets and slowed key presses while a run streamed in.
+        # Only when start/stop availability changed: a 4 Hz refresh of the bindings would
+        # redraw the key bar (and, with Textual's Footer, leaked a widget per key each time).
         state = (self.check_action("start", ()), self.check_action("stop", ()))
         if state != self._binding_state:
             self._binding_state = state
