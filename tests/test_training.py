@@ -165,3 +165,27 @@ def test_a_search_trial_resumed_by_hand_still_leaves_the_test_split_unseen(tmp_p
     assert events[0].kind == "run_started" and not events[0].score_test
     metrics = json.loads((run.eval_dir / "metrics.json").read_text())
     assert "val" in metrics and "test" not in metrics and "test_at_target" not in metrics
+
+
+@pytest.mark.parametrize("loop_name", ["custom", "fit"])
+def test_weight_averaging_validates_and_saves_the_average_and_trains_on(tmp_path, cells, loop_name):
+    """``optimizer.ema``: the best checkpoint holds the moving average, the resumable state
+    keeps the raw weights and the average (in the optimizer) apart."""
+    import keras
+
+    from malaria_tui.engine import optim
+    from malaria_tui.engine.models.registry import build_model
+
+    cfg = _cfg(cells, "optimizer.ema=0.9", f'train.loop="{loop_name}"', "train.tensorboard=false")
+    run = train(cfg, runs_dir=tmp_path)
+    best = keras.saving.load_model(run.best_model, safe_mode=True, compile=False)
+    model = build_model(cfg)
+    opt = optim.build_optimizer(cfg.optimizer, 4, 1)
+    checkpoints.restore_state(run.checkpoints, model, opt, checkpoints.latest(run.checkpoints))
+    assert int(opt.iterations) > 1
+    raw = [v.numpy() for v in model.trainable_variables]
+    average = [v.numpy() for v in opt._model_variables_moving_average]
+    saved = [v.numpy() for v in best.trainable_variables]
+    for a, s in zip(average, saved, strict=True):
+        np.testing.assert_array_equal(a, s)
+    assert any(not np.allclose(r, a) for r, a in zip(raw, average, strict=True))

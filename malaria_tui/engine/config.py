@@ -109,6 +109,9 @@ class OptimizerConfig(_Section):
     schedule: Literal["constant", "cosine", "exponential"] = "cosine"
     decay_rate: float = Field(0.9, gt=0.0, le=1.0)
     warmup_epochs: int = Field(1, ge=0)
+    # Exponential moving average of the weights (0 = off): validation, the best checkpoint and
+    # evaluation use the averaged weights, training continues on the raw ones.
+    ema: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class TrainConfig(_Section):

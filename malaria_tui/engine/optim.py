@@ -34,4 +34,9 @@ def build_schedule(oc, steps_per_epoch: int, epochs: int):
 
 
 def build_optimizer(oc, steps_per_epoch: int, epochs: int):
-    return keras.optimizers.Adam(learning_rate=build_schedule(oc, steps_per_epoch, epochs))
+    return keras.optimizers.Adam(
+        learning_rate=build_schedule(oc, steps_per_epoch, epochs),
+        use_ema=oc.ema > 0,
+        ema_momentum=oc.ema or 0.99,
+        ema_overwrite_frequency=None,  # the trainer swaps the average in for validation only
+    )

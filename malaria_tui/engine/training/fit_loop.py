@@ -14,6 +14,7 @@ import keras
 
 from malaria_tui.engine.errors import TrainingFailed
 from malaria_tui.engine.metrics import build_metrics
+from malaria_tui.engine.training import ema
 
 
 class _Bridge(keras.callbacks.Callback):
@@ -24,6 +25,12 @@ class _Bridge(keras.callbacks.Callback):
         self.on_batch = on_batch
         self.stopped = False
         self.failed: str | None = None
+        self.raw: list | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        # ``fit`` copies the optimizer's weight average (``optimizer.ema``) into the model when
+        # it returns; keep the raw weights to put back, so training continues on them
+        self.raw = ema.snapshot(self.model.optimizer)
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -90,6 +97,7 @@ class FitLoop:
             history = self.model.fit(
                 dataset, epochs=1, verbose=0, callbacks=[bridge], shuffle=False
             )
+        ema.restore(self.model.optimizer, bridge.raw)
         if bridge.failed:
             raise TrainingFailed(bridge.failed)
         logs = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}

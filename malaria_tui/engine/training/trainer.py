@@ -164,6 +164,7 @@ def _train(
     from malaria_tui.engine import evaluation, optim
     from malaria_tui.engine.models.registry import build_model
     from malaria_tui.engine.training.custom_loop import CustomLoop
+    from malaria_tui.engine.training.ema import averaged_weights
     from malaria_tui.engine.training.fit_loop import FitLoop
     from malaria_tui.engine.training.tensorboard_log import TensorBoardLog
 
@@ -286,7 +287,14 @@ def _train(
                 return run
             train_seconds = time.monotonic() - t0
             val_ds = st.prepare_dataset(prepared.eval_dataset("val"), strategy)
-            val_logs = {f"val_{k}": v for k, v in loop.evaluate(val_ds).items()}
+            with averaged_weights(optimizer):
+                val_logs = {f"val_{k}": v for k, v in loop.evaluate(val_ds).items()}
+                if tb:
+                    tb.predictions(epoch, model, next(iter(prepared.eval_dataset("val"))))
+                value = val_logs.get(monitor, train_logs.get(monitor))
+                improved = value is not None and _improved(value, best, tc.monitor_mode)
+                if improved:
+                    ck.save_model(model, run.best_model)
             seconds = time.monotonic() - t0
             train_logs = {k: v for k, v in train_logs.items() if not k.startswith("val_")}
             emit(
@@ -301,15 +309,12 @@ def _train(
             )
             if tb:
                 tb.scalars(epoch, train_logs, val_logs)
-                tb.predictions(epoch, model, next(iter(prepared.eval_dataset("val"))))
-            value = val_logs.get(monitor, train_logs.get(monitor))
             if value is None:
                 raise TrainingFailed(
                     f"train.monitor = {monitor!r} is not a metric; use e.g. val_auc or val_loss"
                 )
-            if _improved(value, best, tc.monitor_mode):
+            if improved:
                 best, bad_epochs = value, 0
-                ck.save_model(model, run.best_model)
                 emit(
                     CheckpointSaved(
                         epoch=epoch,
