@@ -4,6 +4,8 @@
 
 Trains exactly as `malaria-tui --no-ui --data folder:../shared/data/malaria/cell_images` would,
 then prints the test-split figures (scored once, at the end) against the targets.
+With ``--val-only`` the test split stays unseen and the validation figures are printed: use that
+to compare settings, and score the test split once, for the setting chosen.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--runs-dir", default="runs/bench")
+    ap.add_argument("--val-only", action="store_true", help="leave the test split unseen")
     a = ap.parse_args()
     tfenv.divert_native_stderr()
     from malaria_tui.engine.training.trainer import train
@@ -28,11 +31,18 @@ def main() -> None:
 
     cfg = config.load(None, [f'data.source="folder:{SHARED}"', 'name="bench-accuracy"', *a.set])
     t = time.perf_counter()
-    run = train(cfg, runs_dir=a.runs_dir, on_event=PlainReporter())
+    run = train(cfg, runs_dir=a.runs_dir, on_event=PlainReporter(), score_test=not a.val_only)
     minutes = (time.perf_counter() - t) / 60
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_minutes = (usage.ru_utime + usage.ru_stime) / 60
     m = json.loads((run.eval_dir / "metrics.json").read_text())
+    if a.val_only:
+        v = m["val"]
+        print(f"\nrun: {run.path}\nwall time: {minutes:.1f} min; CPU time {cpu_minutes:.1f} min")
+        print(
+            f"val @0.5: accuracy {v['accuracy']:.4f}, AUC {v['auc']:.4f}, n {v['n']} (test unseen)"
+        )
+        return
     test, tgt, pl = m["test"], m["test_at_target"], m.get("patients", {})
     print(f"\nrun: {run.path}")
     print(
