@@ -136,6 +136,7 @@ class MalariaApp(App[None]):
         self._drawn_version = -1
         self.started_at = time.monotonic()
         self.first_paint_seconds: float | None = None
+        self._prebuild_stopped = False  # set when shutting down: no more screens built ahead
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -194,7 +195,8 @@ class MalariaApp(App[None]):
         since then still restyles it when shown).
         """
         mode = next((m for m in self.MODES if m not in self._screen_stacks), None)
-        if mode is None or self._exit or self._closing or self._closed:  # quitting: build nothing
+        quitting = self._prebuild_stopped or self._exit or not self.is_running
+        if mode is None or quitting:  # shutting down closes the screens it finds: add none
             return
         screen, _mounted = self._get_screen(self._modes[mode]())
         self._load_screen_css(screen)
@@ -203,6 +205,20 @@ class MalariaApp(App[None]):
         screen.post_message(events.Resize(self.size, self.size))
         self._screen_stacks[mode] = [screen]
         self.set_timer(PREBUILD_GAP_SECONDS, self._prebuild_next_screen)
+
+    async def _shutdown(self) -> None:
+        """Let a screen that is being built ahead finish mounting before the app shuts down.
+
+        Quitting in the first second or two could otherwise close its widgets between its
+        compose and its ``on_mount``, which then finds them gone (a traceback on exit).
+        """
+        self._prebuild_stopped = True
+        for stack in list(self._screen_stacks.values()):
+            for screen in stack:
+                if screen._running and not screen._mounted_event.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(screen._mounted_event.wait(), 5.0)
+        await super()._shutdown()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="tf", name="import TensorFlow")
     def _import_tf(self) -> None:

@@ -461,3 +461,18 @@ def test_screens_are_built_ahead_so_a_first_visit_is_only_a_switch(runs_dir):
             assert {mode: app.get_screen_of(mode) for mode in app.MODES} == built
 
     run(go())
+
+
+def test_quitting_while_screens_are_built_ahead_exits_cleanly(runs_dir):
+    """Quit at 40 points of the start-up, while the screens are being built ahead: a screen
+    closed between its compose and its on_mount would raise there (run_test re-raises)."""
+
+    async def go(delay: float):
+        app = create_app(runs_dir=runs_dir, load_tf=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(delay)
+        return app
+
+    for step in range(40):
+        app = run(go(step * 0.025))
+        assert app.return_code in (0, None), step
