@@ -23,6 +23,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from malaria_tui.engine import config as config_mod
@@ -137,6 +138,7 @@ class MalariaApp(App[None]):
         self.started_at = time.monotonic()
         self.first_paint_seconds: float | None = None
         self._prebuild_stopped = False  # set when shutting down: no more screens built ahead
+        self._tick_timer: Timer | None = None
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -159,7 +161,7 @@ class MalariaApp(App[None]):
             self.session.note("info", f"resuming {self.resume_run.path} once TensorFlow is ready…")
             if not self.load_tf:
                 self._resume_pending_run()
-        self.set_interval(TICK_SECONDS, self._tick, name="ui-tick")
+        self._tick_timer = self.set_interval(TICK_SECONDS, self._tick, name="ui-tick")
         self.call_after_refresh(self._after_first_frame)
 
     def _handle_signals(self) -> None:
@@ -213,9 +215,11 @@ class MalariaApp(App[None]):
         compose and its ``on_mount``, which then finds them gone (a traceback on exit).
         """
         self._prebuild_stopped = True
+        if self._tick_timer is not None:  # it reads self.screen, which closing empties
+            self._tick_timer.stop()
         for stack in list(self._screen_stacks.values()):
             for screen in stack:
-                if screen._running and not screen._mounted_event.is_set():
+                if not screen._mounted_event.is_set():  # registered: its task starts soon
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(screen._mounted_event.wait(), 5.0)
         await super()._shutdown()
