@@ -12,7 +12,7 @@ While the TUI trains, every 2 s a key switches to the next of the other screens 
 turn) and 4 switches back to Train; the time from keypress to the new screen's first frame is
 recorded (``_keys.switch``): training uses both cores then. Before pressing ``s``, each screen
 is shown once, as a user setting up a run does (``--cold`` skips that, so every first press shows
-a screen for the first time).
+a screen for the first time); ``--keys 14`` visits only Dataset (session 2's bench).
 Targets: TUI / headless >= 0.95; keypress to screen change well under 100 ms.
 """
 
@@ -62,7 +62,7 @@ OTHERS += [("6", "evaluate"), ("7", "predict"), ("8", "runs")]
 
 
 async def in_tui(
-    cfg, runs_dir: Path, latencies: dict[str, list[float]], cold: bool
+    cfg, runs_dir: Path, latencies: dict[str, list[float]], cold: bool, others: list
 ) -> tuple[RunDir, int]:
     from malaria_tui.tui.app import create_app
 
@@ -91,7 +91,7 @@ async def in_tui(
         turn = 0
         while app.training:
             if time.monotonic() >= next_press:
-                key, mode = OTHERS[turn % len(OTHERS)]
+                key, mode = others[turn % len(others)]
                 turn += 1
                 a = await switch(app, key, mode)
                 b = await switch(app, "4", "train")
@@ -116,6 +116,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--verbose", action="store_true", help="print each keypress latency")
     ap.add_argument("--cold", action="store_true", help="no screen shown before training starts")
+    ap.add_argument(
+        "--keys", choices=["all", "14"], default="all", help="visit every screen, or only Dataset"
+    )
     a = ap.parse_args()
     global VERBOSE
     VERBOSE = a.verbose
@@ -135,6 +138,7 @@ def main() -> None:
     )
     results: dict[str, list[tuple[float, float]]] = {"headless": [], "tui": []}
     latencies: dict[str, list[float]] = {}
+    others = OTHERS if a.keys == "all" else OTHERS[:1]
     with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
         order = ["headless", "tui"]
         for r in range(a.repeats):
@@ -145,7 +149,7 @@ def main() -> None:
                     run = headless(cfg, runs)
                     extra = ""
                 else:
-                    run, redraws = asyncio.run(in_tui(cfg, runs, latencies, a.cold))
+                    run, redraws = asyncio.run(in_tui(cfg, runs, latencies, a.cold, others))
                     extra = f", {redraws} Train-screen redraws"
                 ips, whole = steady_ips(run)
                 results[mode].append((ips, whole))
