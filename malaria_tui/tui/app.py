@@ -139,6 +139,7 @@ class MalariaApp(App[None]):
         self.first_paint_seconds: float | None = None
         self._prebuild_stopped = False  # set when shutting down: no more screens built ahead
         self._tick_timer: Timer | None = None
+        self._exit_task: asyncio.Future | None = None
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -208,20 +209,40 @@ class MalariaApp(App[None]):
         self._screen_stacks[mode] = [screen]
         self.set_timer(PREBUILD_GAP_SECONDS, self._prebuild_next_screen)
 
-    async def _shutdown(self) -> None:
-        """Let a screen that is being built ahead finish mounting before the app shuts down.
+    def _mounting(self) -> list[Screen]:
+        return [
+            s for st in self._screen_stacks.values() for s in st if not s._mounted_event.is_set()
+        ]
 
-        Quitting in the first second or two could otherwise close its widgets between its
-        compose and its ``on_mount``, which then finds them gone (a traceback on exit).
-        """
+    async def _screens_mounted(self) -> None:
+        """Stop building screens ahead and let those still mounting finish (5 s at most)."""
         self._prebuild_stopped = True
         if self._tick_timer is not None:  # it reads self.screen, which closing empties
             self._tick_timer.stop()
-        for stack in list(self._screen_stacks.values()):
-            for screen in stack:
-                if not screen._mounted_event.is_set():  # registered: its task starts soon
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(screen._mounted_event.wait(), 5.0)
+        for screen in self._mounting():  # registered, so its task runs even if not started yet
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(screen._mounted_event.wait(), 5.0)
+
+    def exit(self, result=None, return_code: int = 0, message=None) -> None:
+        """Exit, once no screen built ahead is still mounting.
+
+        Textual mounts nothing once ``exit()`` was called, so a screen composed after it would
+        have no widgets and its ``on_mount`` would raise (a traceback on a quick ``q``).
+        """
+        if self._prebuild_stopped or not self._mounting():
+            self._prebuild_stopped = True
+            super().exit(result, return_code, message)
+            return
+
+        async def when_mounted() -> None:
+            await self._screens_mounted()
+            super(MalariaApp, self).exit(result, return_code, message)
+
+        self._exit_task = asyncio.ensure_future(when_mounted())
+
+    async def _shutdown(self) -> None:
+        """``run_test`` shuts down without ``exit()``: the same wait first."""
+        await self._screens_mounted()
         await super()._shutdown()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="tf", name="import TensorFlow")

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+from textual import events
 from textual.widgets import DataTable
 
 from malaria_tui.engine import events as ev
@@ -464,15 +465,19 @@ def test_screens_are_built_ahead_so_a_first_visit_is_only_a_switch(runs_dir):
 
 
 def test_quitting_while_screens_are_built_ahead_exits_cleanly(runs_dir):
-    """Quit at 40 points of the start-up, while the screens are being built ahead: a screen
-    closed between its compose and its on_mount would raise there (run_test re-raises)."""
+    """Quit at 40 points of the start-up, while the screens are being built ahead, by `q`
+    (``exit()``, after which Textual mounts nothing) and by ``run_test``'s own shutdown: a screen
+    composed after either would have no widgets and its on_mount would raise (re-raised here)."""
 
-    async def go(delay: float):
+    async def go(delay: float, press_q: bool):
         app = create_app(runs_dir=runs_dir, load_tf=False)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(delay)
+            await asyncio.sleep(delay)  # no pilot.pause: it would wait for the builds
+            if press_q:
+                app.post_message(events.Key("q", "q"))
+                await wait_for(pilot, lambda: app._exit)
         return app
 
     for step in range(40):
-        app = run(go(step * 0.025))
+        app = run(go(step * 0.025, press_q=step % 2 == 0))
         assert app.return_code in (0, None), step
