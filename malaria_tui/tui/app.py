@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,8 +265,7 @@ class MalariaApp(App[None]):
                 f"TensorFlow could not be imported: {message.error}", severity="error", timeout=10
             )
         self._refresh_status()
-        for screen in self._all_screens():
-            screen.on_tf_ready()
+        self._notify_shown_screen("on_tf_ready")
         self.refresh_bindings()
         self._resume_pending_run()
 
@@ -288,11 +287,13 @@ class MalariaApp(App[None]):
     def tf_ready(self) -> bool:
         return self.tf_state == "ready"
 
-    def _all_screens(self) -> Iterable[BaseScreen]:
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                if isinstance(screen, BaseScreen):
-                    yield screen
+    def _notify_shown_screen(self, hook: str) -> None:
+        """Call ``hook`` on the screen shown now, only: every screen catches up in its
+        ``on_screen_resume``, so the others (all built ahead) do no work, TensorFlow's included,
+        until they are shown."""
+        method = getattr(self.screen, hook, None)
+        if isinstance(self.screen, BaseScreen) and method is not None:
+            method()
 
     def get_screen_of(self, mode: str) -> Screen | None:
         stack = self._screen_stacks.get(mode)
@@ -462,9 +463,7 @@ class MalariaApp(App[None]):
             self.session.status = "interrupted" if self._quit_after_stop else "completed"
         self.session.version += 1
         self._refresh_status()
-        for screen in self._all_screens():
-            if hasattr(screen, "on_run_done"):
-                screen.on_run_done()
+        self._notify_shown_screen("on_run_done")
         if self._quit_after_stop:
             self.exit(return_code=self._stop_return_code())
 

@@ -39,7 +39,8 @@ class BaseScreen(Screen):
         return []
 
     def on_tf_ready(self) -> None:
-        """Called (on the active and later screens) once TensorFlow has been imported."""
+        """Called on the screen shown when TensorFlow has been imported (the others catch up
+        in ``on_screen_resume``)."""
 
     def update_status(self) -> None:
         for bar in self.query(TopBar):

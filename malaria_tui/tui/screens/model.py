@@ -81,9 +81,7 @@ class ModelScreen(BaseScreen):
         self.update_status()
 
     def on_tf_ready(self) -> None:
-        # only when shown: a screen built ahead does its TensorFlow work when first visited,
-        # not beside a run that may be starting now
-        if self.is_current:
+        if self.is_mounted:
             self._maybe_describe()
 
     def action_leave_field(self) -> None:
