@@ -9,17 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from enum import IntEnum
 from pathlib import Path
 
+from malaria_tui.exitcodes import ExitCode
+
 COMMANDS = ("resume", "evaluate", "data", "watch", "predict", "export", "grid")
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +23,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log output")
+
+
+def _train_in(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--train-in",
+        choices=("process", "thread"),
+        default="process",
+        help="TUI only: train in a child process that the window follows, which can keep "
+        "training after the window quits (default), or in a thread of the window's process",
+    )
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -68,6 +72,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plain", action="store_true", help="plain one-line-per-epoch output even on a terminal"
     )
+    _train_in(p)
     _common(p)
     return p
 
@@ -84,6 +89,7 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
             help="resume headless instead of in the TUI",
         )
         p.add_argument("--plain", action="store_true")
+        _train_in(p)
     elif cmd == "evaluate":
         p = _Parser(
             prog="malaria-tui evaluate",
@@ -229,7 +235,7 @@ def _cmd_train(args) -> int:
     if not args.no_ui:
         from malaria_tui.tui.app import create_app
 
-        return _run_app(create_app(config=cfg, runs_dir=args.runs_dir))
+        return _run_app(create_app(config=cfg, runs_dir=args.runs_dir, train_in=args.train_in))
     return _headless(
         lambda stop, report: _train(cfg, args.runs_dir, None, False, stop, report), args.plain
     )
@@ -243,6 +249,13 @@ def _run_app(app) -> int:
     run = app.interrupted_run
     if run is not None:
         print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
+    if app.detached_run is not None:
+        log = app.detached_run.path / "train.log"
+        print(
+            f"training goes on in process {app.trainer.pid} (its output: {log}); "
+            f"follow it with: malaria-tui watch {app.detached_run.path}",
+            file=sys.stderr,
+        )
     return code
 
 
@@ -253,17 +266,9 @@ def _train(cfg, runs_dir, run, resume, stop, report):
 
 
 def _headless(job, plain: bool) -> int:
-    """Run a training job with headless output; Ctrl+C or SIGTERM stops it at a checkpoint."""
-    from malaria_tui.headless import reporter
-    from malaria_tui.stopping import run_headless
+    from malaria_tui.headless import run_training
 
-    run, stopped = run_headless(job, lambda: reporter(force_plain=plain), "training failed")
-    if run is None:
-        return ExitCode.FAILED
-    if stopped or run.status() == "interrupted":
-        print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
-        return ExitCode.INTERRUPTED
-    return ExitCode.OK
+    return run_training(job, plain)
 
 
 def _cmd_resume(args) -> int:
@@ -273,7 +278,9 @@ def _cmd_resume(args) -> int:
     if not args.no_ui:
         from malaria_tui.tui.app import create_app
 
-        return _run_app(create_app(runs_dir=str(run.path.parent), resume_run=run))
+        return _run_app(
+            create_app(runs_dir=str(run.path.parent), resume_run=run, train_in=args.train_in)
+        )
     return _headless(lambda stop, report: _train(None, None, run, True, stop, report), args.plain)
 
 

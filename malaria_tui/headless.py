@@ -136,3 +136,20 @@ def reporter(force_plain: bool = False) -> PlainReporter:
     if not force_plain and sys.stdout.isatty():
         return RichReporter()
     return PlainReporter()
+
+
+def run_training(job, plain: bool, stop=None) -> int:
+    """Run a training job with headless output; Ctrl+C or SIGTERM (or setting ``stop``) stops
+    it at a checkpoint. Returns the exit code; ``UserError`` passes through."""
+    from malaria_tui.exitcodes import ExitCode
+    from malaria_tui.stopping import run_headless
+
+    run, stopped = run_headless(
+        job, lambda: reporter(force_plain=plain), "training failed", stop=stop
+    )
+    if run is None:
+        return ExitCode.FAILED
+    if stopped or run.status() == "interrupted":
+        print(f"resume with: malaria-tui resume {run.path}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK

@@ -10,9 +10,10 @@ import threading
 
 
 @contextlib.contextmanager
-def graceful_stop():
-    """Yields a ``threading.Event`` that SIGINT/SIGTERM set; handlers are restored on exit."""
-    stop = threading.Event()
+def graceful_stop(stop: threading.Event | None = None):
+    """Yields a ``threading.Event`` (``stop``, or a new one) that SIGINT/SIGTERM set; handlers
+    are restored on exit."""
+    stop = stop or threading.Event()
 
     def on_signal(signum, frame):
         if stop.is_set():
@@ -34,15 +35,15 @@ def graceful_stop():
             signal.signal(s, h)
 
 
-def run_headless(job, make_sink, failure: str, hint=lambda sink: None):
+def run_headless(job, make_sink, failure: str, hint=lambda sink: None, stop=None):
     """Run ``job(stop, sink)`` under :func:`graceful_stop` with TensorFlow's C++ noise hidden.
 
     ``make_sink()`` builds the progress printer once stderr is diverted. Returns
     ``(result, stopped)``; ``result`` is None when a runtime fault ended the job, after one
     line on stderr (``malaria-tui: <failure>: <reason>``) and ``hint(sink)``, if any (how to
     resume). The sink is closed first so that line is not overdrawn.
-    ``UserError`` passes through: the caller turns it into exit code 2. Shared by training
-    and grid search.
+    ``UserError`` passes through: the caller turns it into exit code 2. Shared by training,
+    grid search and the TUI's trainer process (which passes a ``stop`` set before this runs).
     """
     from malaria_tui.engine import tfenv
     from malaria_tui.engine.errors import TrainingFailed, UserError
@@ -50,7 +51,7 @@ def run_headless(job, make_sink, failure: str, hint=lambda sink: None):
 
     tfenv.divert_native_stderr()
     sink = make_sink()
-    with graceful_stop() as stop:
+    with graceful_stop(stop) as stop:
         try:
             return job(stop, sink), stop.is_set()
         except UserError:

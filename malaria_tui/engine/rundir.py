@@ -129,6 +129,11 @@ def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
     return RunDir(p.resolve())
 
 
+def write_config(run: RunDir, config_toml: str) -> None:
+    """Replace a run's resolved config (atomically: a reader never sees half of it)."""
+    atomic.write_text(run.config_path, config_toml)
+
+
 def newest(runs_dir: str | os.PathLike) -> RunDir:
     runs = list_runs(runs_dir)
     if not runs:
@@ -220,6 +225,11 @@ def lock_holder(path: str | os.PathLike, name: str = LOCK) -> int | None:
     except PermissionError:
         return pid
     return pid
+
+
+def write_lock(run: RunDir, pid: int) -> None:
+    """Mark ``run`` as trained by process ``pid`` (a child started to train it)."""
+    atomic.write_text(run.path / LOCK, str(pid))
 
 
 def acquire_lock(run: RunDir) -> None:

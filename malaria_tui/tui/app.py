@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -38,6 +39,7 @@ from malaria_tui.tui.session import TrainingSession
 from malaria_tui.tui.widgets.topbar import SCREENS
 
 TICK_SECONDS = 0.25
+TRAIN_IN = ("process", "thread")
 PREBUILD_GAP_SECONDS = 0.1  # between two screens built ahead, so keys are still read between
 SCREEN_GROUP = Binding.Group("Screens", compact=True)
 
@@ -103,12 +105,15 @@ class MalariaApp(App[None]):
         evaluate_run: RunDir | None = None,
         graphics: str | None = None,
         resume_run: RunDir | None = None,
+        train_in: str = "process",
     ) -> None:
         if watch_run is not None and resume_run is not None:
             raise ValueError("a window either watches a run or resumes one, not both")
         start = initial or (
             "train" if watch_run is not None or resume_run is not None else "dataset"
         )
+        if train_in not in TRAIN_IN:
+            raise ValueError(f"train_in must be one of {', '.join(TRAIN_IN)}, not {train_in!r}")
         if start not in self.MODES:
             raise ValueError(f"unknown screen {start!r}; one of {', '.join(self.MODES)}")
         self.DEFAULT_MODE = start  # the first screen is built directly, never a blank default
@@ -130,7 +135,14 @@ class MalariaApp(App[None]):
         self._predictors: dict[str, tuple[tuple, Any]] = {}
         self._predictor_lock = threading.Lock()
         self.compare_runs: list[RunDir] = []
+        # "process": a child process trains and this window follows its run directory (the UI
+        # never competes with the trainer for the GIL, and the run can outlive the window);
+        # "thread": the trainer runs in a worker thread of this process.
+        self.train_in = train_in
         self.stop_event: threading.Event | None = None
+        self.trainer = None  # the TrainerProcess being followed, in "process" mode
+        self._detach = threading.Event()  # set: stop following; the child trains on alone
+        self.detached_run: RunDir | None = None  # left training headless when the window quit
         self._reader: EventReader | None = None
         self._quit_after_stop = False
         self._interrupted = False  # ctrl+c / SIGINT / SIGTERM asked to stop (exit code 130)
@@ -199,6 +211,10 @@ class MalariaApp(App[None]):
         """
         mode = next((m for m in self.MODES if m not in self._screen_stacks), None)
         quitting = self._prebuild_stopped or self._exit or not self.is_running
+        if mode is None and not quitting:
+            # the screens live as long as the app: out of every full collection's walk, as
+            # TensorFlow's objects are (tfenv.tf), so no collection pauses a keypress
+            gc.freeze()
         if mode is None or quitting:  # shutting down closes the screens it finds: add none
             return
         screen, _mounted = self._get_screen(self._modes[mode]())
@@ -241,8 +257,12 @@ class MalariaApp(App[None]):
         self._exit_task = asyncio.ensure_future(when_mounted())
 
     async def _shutdown(self) -> None:
-        """``run_test`` shuts down without ``exit()``: the same wait first."""
+        """``run_test`` shuts down without ``exit()``: the same wait first. A run still being
+        followed that nobody chose to keep is stopped at a checkpoint, never orphaned."""
         await self._screens_mounted()
+        if self.trainer is not None and not self._detach.is_set():
+            self.trainer.stop()
+            self._detach.set()
         await super()._shutdown()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="tf", name="import TensorFlow")
@@ -415,7 +435,10 @@ class MalariaApp(App[None]):
         what = f"resuming {resume.name}" if resume else f"starting a {self.config.model.name} run"
         self.session.note("info", what + "…")
         self.stop_event = threading.Event()
-        self._train_worker(self.config, resume, self.stop_event)
+        if self.train_in == "process":
+            self._process_worker(self.config, resume, self.stop_event)
+        else:
+            self._thread_worker(self.config, resume, self.stop_event)
         self._refresh_status()
         return None
 
@@ -429,7 +452,21 @@ class MalariaApp(App[None]):
         return True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train")
-    def _train_worker(self, config: Config, resume: RunDir | None, stop: threading.Event) -> RunDir:
+    def _process_worker(
+        self, config: Config, resume: RunDir | None, stop: threading.Event
+    ) -> RunDir:
+        """Start the trainer process and relay its events until it exits (or is left alone)."""
+        from malaria_tui.trainproc import TrainerProcess
+
+        self.trainer = TrainerProcess.start(config, self.runs_dir, resume)
+        self.current_run = self.trainer.run
+        self.trainer.follow(self._event_from_thread, detach=self._detach, stop=stop)
+        return self.trainer.run
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="train", name="train")
+    def _thread_worker(
+        self, config: Config, resume: RunDir | None, stop: threading.Event
+    ) -> RunDir:
         from malaria_tui.engine.training.trainer import train
 
         return train(
@@ -451,6 +488,8 @@ class MalariaApp(App[None]):
             WorkerState.ERROR,
             WorkerState.CANCELLED,
         ):
+            return
+        if self._detach.is_set():  # the run trains on in its own process; this window quits
             return
         if event.state == WorkerState.SUCCESS and isinstance(worker.result, RunDir):
             self.current_run = worker.result
@@ -511,14 +550,18 @@ class MalariaApp(App[None]):
             return
 
         def chosen(choice: str | None) -> None:
-            if choice == "stop":
+            if choice == "keep" and self.trainer is not None and self.trainer.alive:
+                self.detached_run = self.trainer.run
+                self._detach.set()
+                self.exit()
+            elif choice in ("stop", "keep"):  # "keep" before the child even started: stop
                 self._quit_after_stop = True
                 if not self.stop_training():
                     self.exit()
 
         from malaria_tui.tui.screens.dialogs import QuitDialog
 
-        self.push_screen(QuitDialog(), chosen)
+        self.push_screen(QuitDialog(can_keep=self.train_in == "process"), chosen)
 
     # --- models for prediction and Grad-CAM (loaded in worker threads, cached) -----------------
 

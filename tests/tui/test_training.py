@@ -104,11 +104,8 @@ def test_tiny_real_training_run_from_the_train_screen(runs_dir):
     asyncio.run(go())
 
 
-def test_quit_while_training_asks_then_stops_with_a_checkpoint(runs_dir):
-    from malaria_tui.engine.rundir import list_runs
-    from malaria_tui.tui.screens.dialogs import QuitDialog
-
-    cfg = config.load(
+def _long_config():
+    return config.load(
         None,
         [
             "data.limit=64",
@@ -119,8 +116,13 @@ def test_quit_while_training_asks_then_stops_with_a_checkpoint(runs_dir):
         ],
     )
 
+
+@pytest.mark.parametrize("train_in", ["process", "thread"])
+def test_quit_while_training_asks_then_stops_with_a_checkpoint(runs_dir, train_in):
+    from malaria_tui.tui.screens.dialogs import QuitDialog
+
     async def go():
-        app = create_app(cfg, runs_dir=runs_dir, initial="train")
+        app = create_app(_long_config(), runs_dir=runs_dir, initial="train", train_in=train_in)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.tf_ready, timeout=180)
             await pilot.press("s")
@@ -128,17 +130,36 @@ def test_quit_while_training_asks_then_stops_with_a_checkpoint(runs_dir):
             await pilot.press("q")
             await pilot.pause()
             assert isinstance(app.screen, QuitDialog)
+            # leaving the run alone is offered only when it has its own process
+            assert bool(app.screen.query("#keep")) == (train_in == "process")
             await pilot.press("escape")  # cancel: keeps training
             await pilot.pause()
             assert app.training and not isinstance(app.screen, QuitDialog)
             await pilot.press("q")
             await pilot.pause()
-            await pilot.click("#stop")
-            await wait_for(pilot, lambda: not app.training, timeout=120)
-            await pilot.pause(0.2)
-        assert app.session.status == "interrupted"
+            await pilot.press("k")  # thread mode: nothing happens, the dialog stays
+            await pilot.pause()
+            if train_in == "thread":
+                assert isinstance(app.screen, QuitDialog) and app.training
+                await pilot.click("#stop")
+                await wait_for(pilot, lambda: not app.training, timeout=120)
+                await pilot.pause(0.2)
         (run,) = list_runs(runs_dir)
+        if train_in == "thread":
+            assert app.session.status == "interrupted" and run.status() == "interrupted"
+            assert not (run.path / "train.log").exists()  # it trained in this process
+            return
+        # process: `k` left the run training on its own and the window quit at once
+        assert app.return_code == 0 and app.detached_run == run
+        pid = app.trainer.pid
+        assert rundir.lock_holder(run.path) == pid and pid != os.getpid()
+        assert run.status() == "running"
+        os.kill(pid, signal.SIGINT)  # as a user would stop it later: a checkpoint, exit 130
+        deadline = time.monotonic() + 120
+        while run.status() == "running" and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         assert run.status() == "interrupted"
+        assert "resumable checkpoint" in (run.path / "train.log").read_text()
 
     asyncio.run(go())
 

@@ -80,6 +80,10 @@ def train(
 ) -> rd.RunDir:
     """Train (or with ``resume=True`` continue) a run; returns its directory.
 
+    ``run`` without ``resume`` trains a fresh run into that new directory (made with
+    :func:`rundir.create` by a front end that follows it from the start, the TUI's trainer
+    process); its config is rewritten with what "auto" resolved to.
+
     ``score_test=False`` keeps the test split unseen: the end-of-run evaluation scores the
     validation split only (hyper-parameter search trials; the grid tests its best trial once).
 
@@ -121,8 +125,10 @@ def train(
     if not chief:  # a non-chief worker writes (events, checkpoints) only to a scratch folder
         scratch = Path(tempfile.mkdtemp(prefix="malaria-tui-worker-"))
         run = rd.create(scratch, config.name, config.to_toml())
-    elif not resume:
+    elif not resume and run is None:
         run = rd.create(runs_dir, config.name, config.to_toml())
+    elif not resume:  # a fresh directory made by a front end that had to know it first
+        rd.write_config(run, config.to_toml())
     if not resume:
         pos = None
     rd.acquire_lock(run)

@@ -13,32 +13,55 @@ from malaria_tui.tui.widgets.cells import CellItem, HalfBlockImage, fit_array, l
 
 
 class QuitDialog(ModalScreen[str | None]):
-    """Training cannot continue once this process exits: stop it cleanly, or stay."""
+    """Quit while training: leave the run training headless, stop it cleanly, or stay.
+
+    ``can_keep=False`` (training in this process's own thread) offers only stop or stay."""
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [
         Binding("escape,n", "dismiss(None)", "Cancel", id="quit.cancel"),
         Binding("s,y", "dismiss('stop')", "Stop & quit", id="quit.stop"),
+        Binding("k", "keep", "Keep training & quit", id="quit.keep"),
     ]
+
+    def __init__(self, can_keep: bool = True) -> None:
+        super().__init__()
+        self.can_keep = can_keep
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("A training run is in progress.", id="title")
-            yield Static(
-                "Training runs inside this window, so it cannot keep going after it closes. "
-                "Stop it now with a resumable checkpoint (resume it later from the Runs screen "
-                "or with `malaria-tui resume`), or cancel and keep training.",
-                id="body",
-            )
+            if self.can_keep:
+                body = (
+                    "It trains in its own process. Leave it training headless (follow it with "
+                    "`malaria-tui watch`), stop it now with a resumable checkpoint (resume it "
+                    "from the Runs screen or with `malaria-tui resume`), or cancel."
+                )
+            else:
+                body = (
+                    "Training runs inside this window, so it cannot keep going after it closes. "
+                    "Stop it now with a resumable checkpoint (resume it later from the Runs "
+                    "screen or with `malaria-tui resume`), or cancel and keep training."
+                )
+            yield Static(body, id="body")
             with Horizontal(id="buttons"):
-                yield Button("Stop with a checkpoint and quit", id="stop", variant="error")
+                if self.can_keep:
+                    yield Button("Keep training", id="keep", variant="success")
+                yield Button("Stop at a checkpoint", id="stop", variant="error")
                 yield Button("Cancel", id="cancel", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
 
+    def action_keep(self) -> None:
+        if self.can_keep:
+            self.dismiss("keep")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.can_keep if action == "keep" else True
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss("stop" if event.button.id == "stop" else None)
+        self.dismiss(event.button.id if event.button.id in ("keep", "stop") else None)
 
 
 class CellDialog(ModalScreen[None]):
