@@ -76,10 +76,25 @@ class MalariaApp(App[None]):
     }
     BINDINGS = [
         *(
-            Binding(key, f"show('{mode}')", label, id=f"screen.{mode}", group=SCREEN_GROUP)
+            Binding(
+                key,
+                f"show('{mode}')",
+                label,
+                id=f"screen.{mode}",
+                group=SCREEN_GROUP,
+                tooltip=f"Show the {label} screen",
+            )
             for key, mode, label, _short in SCREENS
         ),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit_ctrl", show=False, priority=True),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit_ctrl",
+            tooltip="Quit; during a run, ask whether to keep it training, stop it or stay",
+            show=False,
+            priority=True,
+        ),
         # Not a priority binding: with text selected, ctrl+c still copies it (Input, screen).
         Binding(
             "ctrl+c",
@@ -90,7 +105,14 @@ class MalariaApp(App[None]):
             tooltip="Stop training at the next step with a resumable checkpoint, then quit "
             "(exit code 130); with no run in progress, quit",
         ),
-        Binding("f2", "toggle_dark", "Light/dark", id="app.toggle_theme", show=False),
+        Binding(
+            "f2",
+            "toggle_dark",
+            "Light/dark",
+            id="app.toggle_theme",
+            tooltip="Switch between the light and dark theme",
+            show=False,
+        ),
     ]
 
     def __init__(
@@ -143,6 +165,7 @@ class MalariaApp(App[None]):
         self.trainer = None  # the TrainerProcess being followed, in "process" mode
         self._detach = threading.Event()  # set: stop following; the child trains on alone
         self.detached_run: RunDir | None = None  # left training headless when the window quit
+        self.followed_run: RunDir | None = None  # a run picked on the Runs screen to watch here
         self._reader: EventReader | None = None
         self._quit_after_stop = False
         self._interrupted = False  # ctrl+c / SIGINT / SIGTERM asked to stop (exit code 130)
@@ -330,7 +353,7 @@ class MalariaApp(App[None]):
         }[self.tf_state]
         s = self.session
         run = ""
-        if self.watch_run is not None:
+        if self.watch_run is not None or self.followed_run is not None:
             run = f"[$accent]watch[/] {s.status} "
         elif s.status == "starting":
             run = "[$warning]starting…[/] "
@@ -427,6 +450,7 @@ class MalariaApp(App[None]):
             )
         if self.training:
             return "a run is already in progress"
+        self._reader, self.followed_run = None, None  # stop watching a run picked on Runs
         self.session.reset()
         if resume is not None:  # the curves so far come from the run's own log
             for event in EventReader(resume.events_path).read_new():
@@ -439,6 +463,22 @@ class MalariaApp(App[None]):
             self._process_worker(self.config, resume, self.stop_event)
         else:
             self._thread_worker(self.config, resume, self.stop_event)
+        self._refresh_status()
+        return None
+
+    def follow_run(self, run: RunDir) -> str | None:
+        """Show ``run`` (live, e.g. left training by another window, or finished) on the Train
+        screen by following its ``events.jsonl``, as ``malaria-tui watch`` does; returns why
+        not, when this window is training a run of its own."""
+        if self.watch_run is not None:
+            return "this window watches one run only"
+        if self.training:
+            return "this window is training; stop its run first"
+        self.session.reset()
+        self.followed_run = self.current_run = run
+        self._reader = EventReader(run.events_path)
+        self.session.note("info", f"watching {run.path}")
+        self._poll_watch()
         self._refresh_status()
         return None
 

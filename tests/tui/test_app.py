@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from pathlib import Path
 
 from textual import events
@@ -94,7 +95,7 @@ def test_ctrl_c_without_a_run_quits_at_once(runs_dir, finished_run):
         assert app.return_code == 0 and app.interrupted_run is None, kwargs
 
 
-def test_every_binding_has_id_and_description(runs_dir):
+def test_every_binding_has_id_description_and_tooltip(runs_dir):
     async def go():
         app = create_app(runs_dir=runs_dir, load_tf=False)
         async with app.run_test(size=SIZE) as pilot:
@@ -111,6 +112,7 @@ def test_every_binding_has_id_and_description(runs_dir):
                     if type(active.node).__module__.startswith("malaria_tui"):
                         assert b.id, (key, b)
                         assert b.description, (key, b)
+                        assert b.tooltip, (key, b)  # shown when the key bar is hovered
 
     run(go())
 
@@ -383,6 +385,36 @@ def test_watch_mode_follows_a_growing_events_file(runs_dir):
     run(go())
 
 
+def test_runs_screen_watches_a_live_run_left_by_another_window(runs_dir):
+    """A run trained by another process (here: this test, holding its lock) is followed live
+    on the Train screen after `w` on the Runs screen; starting a run of its own ends that."""
+    live = write_run(runs_dir, "live", epochs=4, finished=False, with_eval=False)
+    rundir.write_lock(live, os.getpid())  # "running": someone trains it
+    writer = rundir.EventWriter(live.events_path)
+
+    async def go():
+        app = create_app(runs_dir=runs_dir, load_tf=False, initial="runs")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await wait_for(pilot, lambda: len(screen.order) == 1)
+            assert screen.summaries[live.name].status == "running"
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+            assert app.followed_run == live and app.session.epochs_done == 4
+            assert "watch" in app.status_content().plain
+            writer.write(ev.EvaluationDone(split="test", metrics={"accuracy": 0.9, "auc": 0.95}))
+            writer.write(ev.RunFinished(status="completed", epochs_done=4, best={}))
+            await wait_for(pilot, lambda: app.session.status == "completed")
+            assert app.session.test_metrics["auc"] == 0.95
+            assert app.start_training() is not None  # TF off here: refused, still watching
+            assert app.followed_run == live
+
+    try:
+        run(go())
+    finally:
+        writer.close()
+
+
 def test_watch_mode_shows_finished_run(finished_run, runs_dir):
     async def go():
         app = create_app(runs_dir=runs_dir, load_tf=False, watch_run=finished_run)
@@ -430,7 +462,7 @@ def test_key_bar_shows_the_screen_keys_and_runs_a_clicked_one(runs_dir):
             assert len(text) == SIZE[0] and "12345678 Screens" in text
             four = next(k for k in bar._keys if k.key == "4")
             await pilot.hover(KeyBar, offset=(four.start, 0))
-            assert bar.tooltip == "Train"
+            assert bar.tooltip == "Show the Train screen"
             await pilot.click(KeyBar, offset=(four.start, 0))
             await pilot.pause()
             assert isinstance(app.screen, TrainScreen)

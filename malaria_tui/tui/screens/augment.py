@@ -38,10 +38,36 @@ class AugmentScreen(BaseScreen):
     CSS_PATH = "augment.tcss"
     AUTO_FOCUS = "#variants"
     BINDINGS = [
-        Binding("r", "reshuffle", "Re-roll", id="augment.refresh"),
-        Binding("n", "next_cell(1)", "Next cell", id="augment.next_cell"),
-        Binding("p", "next_cell(-1)", "Prev cell", id="augment.prev_cell", show=False),
-        Binding("escape", "leave_field", "Done editing", id="augment.leave_field", show=False),
+        Binding(
+            "r",
+            "reshuffle",
+            "Re-roll",
+            id="augment.refresh",
+            tooltip="Draw new random augmentations of the same cell",
+        ),
+        Binding(
+            "n",
+            "next_cell(1)",
+            "Next cell",
+            id="augment.next_cell",
+            tooltip="Preview the next cell of the training split",
+        ),
+        Binding(
+            "p",
+            "next_cell(-1)",
+            "Prev cell",
+            id="augment.prev_cell",
+            tooltip="Preview the previous cell",
+            show=False,
+        ),
+        Binding(
+            "escape",
+            "leave_field",
+            "Done editing",
+            id="augment.leave_field",
+            tooltip="Leave the field being edited (a valid value is kept)",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:

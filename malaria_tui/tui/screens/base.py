@@ -20,7 +20,15 @@ PaletteCommand = tuple[str, str, Callable[[], object]]
 
 class BaseScreen(Screen):
     MODE: str = ""
-    BINDINGS = [Binding("q", "app.quit", "Quit", id="app.quit")]
+    BINDINGS = [
+        Binding(
+            "q",
+            "app.quit",
+            "Quit",
+            id="app.quit",
+            tooltip="Quit; during a run, ask whether to keep it training, stop it or stay",
+        )
+    ]
 
     @property
     def mapp(self) -> MalariaApp:

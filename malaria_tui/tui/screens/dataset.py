@@ -32,8 +32,15 @@ class DatasetScreen(BaseScreen):
     BINDINGS = [
         Binding("c", "cycle_class", "Class", id="dataset.class_filter", tooltip="Filter by class"),
         Binding("s", "cycle_split", "Split", id="dataset.split_filter", tooltip="Filter by split"),
-        Binding("o", "open_cell", "Open", id="dataset.open", show=False),
-        Binding("r", "reload", "Reload", id="dataset.reload"),
+        Binding(
+            "o",
+            "open_cell",
+            "Open",
+            id="dataset.open",
+            tooltip="Open the selected cell large, with its file name, label and patient",
+            show=False,
+        ),
+        Binding("r", "reload", "Reload", id="dataset.reload", tooltip="Read the data source again"),
     ]
 
     def __init__(self) -> None:

@@ -19,9 +19,27 @@ class QuitDialog(ModalScreen[str | None]):
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [
-        Binding("escape,n", "dismiss(None)", "Cancel", id="quit.cancel"),
-        Binding("s,y", "dismiss('stop')", "Stop & quit", id="quit.stop"),
-        Binding("k", "keep", "Keep training & quit", id="quit.keep"),
+        Binding(
+            "escape,n",
+            "dismiss(None)",
+            "Cancel",
+            id="quit.cancel",
+            tooltip="Stay in the app; the run goes on",
+        ),
+        Binding(
+            "s,y",
+            "dismiss('stop')",
+            "Stop & quit",
+            id="quit.stop",
+            tooltip="Stop the run at a resumable checkpoint, then quit",
+        ),
+        Binding(
+            "k",
+            "keep",
+            "Keep training & quit",
+            id="quit.keep",
+            tooltip="Quit and leave the run training headless in its own process",
+        ),
     ]
 
     def __init__(self, can_keep: bool = True) -> None:
@@ -72,7 +90,15 @@ class CellDialog(ModalScreen[None]):
     """
 
     CSS_PATH = "dialogs.tcss"
-    BINDINGS = [Binding("escape,enter,q", "dismiss(None)", "Close", id="cell.close")]
+    BINDINGS = [
+        Binding(
+            "escape,enter,q",
+            "dismiss(None)",
+            "Close",
+            id="cell.close",
+            tooltip="Close the large view",
+        )
+    ]
 
     def __init__(self, item: CellItem, heat: bool = False) -> None:
         super().__init__()

@@ -82,9 +82,17 @@ class HParamsScreen(BaseScreen):
     CSS_PATH = "hparams.tcss"
     AUTO_FOCUS = "#grid"
     BINDINGS = [
-        Binding("s", "sort_next", "Sort", id="hparams.sort"),
-        Binding("v", "reverse", "Reverse", id="hparams.reverse"),
-        Binding("r", "reload", "Reload", id="hparams.reload"),
+        Binding(
+            "s",
+            "sort_next",
+            "Sort",
+            id="hparams.sort",
+            tooltip="Sort the trials by the next column",
+        ),
+        Binding("v", "reverse", "Reverse", id="hparams.reverse", tooltip="Reverse the sort order"),
+        Binding(
+            "r", "reload", "Reload", id="hparams.reload", tooltip="Read the grid's results again"
+        ),
     ]
 
     def __init__(self) -> None:

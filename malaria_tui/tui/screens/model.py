@@ -48,8 +48,21 @@ class ModelScreen(BaseScreen):
     CSS_PATH = "model.tcss"
     AUTO_FOCUS = "#layers"
     BINDINGS = [
-        Binding("ctrl+d", "describe", "Describe", id="model.describe"),
-        Binding("escape", "leave_field", "Done editing", id="model.leave_field", show=False),
+        Binding(
+            "ctrl+d",
+            "describe",
+            "Describe",
+            id="model.describe",
+            tooltip="Show the model's layer summary for the current settings",
+        ),
+        Binding(
+            "escape",
+            "leave_field",
+            "Done editing",
+            id="model.leave_field",
+            tooltip="Leave the field being edited (a valid value is kept)",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:

@@ -68,15 +68,43 @@ class PredictScreen(BaseScreen):
     CSS_PATH = "predict.tcss"
     AUTO_FOCUS = "#cells"  # number keys switch screens; i / m type into the fields
     BINDINGS = [
-        Binding("ctrl+r", "predict", "Predict", id="predict.run", priority=True),
-        Binding("i", "edit('images')", "Images", id="predict.edit_images"),
-        Binding("m", "edit('model')", "Model", id="predict.edit_model", show=False),
-        Binding("escape", "leave_field", "Done editing", id="predict.leave_field", show=False),
+        Binding(
+            "ctrl+r",
+            "predict",
+            "Predict",
+            id="predict.run",
+            tooltip="Predict every image of the folder with the chosen model",
+            priority=True,
+        ),
+        Binding(
+            "i",
+            "edit('images')",
+            "Images",
+            id="predict.edit_images",
+            tooltip="Edit the image folder or file",
+        ),
+        Binding(
+            "m",
+            "edit('model')",
+            "Model",
+            id="predict.edit_model",
+            tooltip="Edit the model (.keras file or run directory)",
+            show=False,
+        ),
+        Binding(
+            "escape",
+            "leave_field",
+            "Done editing",
+            id="predict.leave_field",
+            tooltip="Leave the field being edited",
+            show=False,
+        ),
         Binding(
             "plus,equals_sign",
             "threshold(0.01)",
             "Threshold",
             id="predict.threshold_up",
+            tooltip="Raise the decision threshold by 0.01",
             key_display="+/-",
         ),
         Binding(
@@ -84,12 +112,33 @@ class PredictScreen(BaseScreen):
             "threshold(-0.01)",
             "Thr -",
             id="predict.threshold_down",
+            tooltip="Lower the decision threshold by 0.01",
             key_display="-",
             show=False,
         ),
-        Binding("t", "toggle_tta", "TTA", id="predict.tta"),
-        Binding("o", "cycle_sort", "Sort", id="predict.sort", show=False),
-        Binding("d", "reset_threshold", "Run's thr.", id="predict.threshold_reset", show=False),
+        Binding(
+            "t",
+            "toggle_tta",
+            "TTA",
+            id="predict.tta",
+            tooltip="Test-time augmentation: average flips and rotations of each cell",
+        ),
+        Binding(
+            "o",
+            "cycle_sort",
+            "Sort",
+            id="predict.sort",
+            tooltip="Sort the results by the next column",
+            show=False,
+        ),
+        Binding(
+            "d",
+            "reset_threshold",
+            "Run's thr.",
+            id="predict.threshold_reset",
+            tooltip="Back to the run's own threshold",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:

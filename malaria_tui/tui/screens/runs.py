@@ -25,11 +25,43 @@ class RunsScreen(BaseScreen):
     CSS_PATH = "runs.tcss"
     AUTO_FOCUS = "#runs"
     BINDINGS = [
-        Binding("space", "mark", "Mark/compare", id="runs.mark"),
-        Binding("e", "evaluate", "Evaluate", id="runs.evaluate"),
-        Binding("m", "cycle_metric", "Metric", id="runs.metric"),
-        Binding("u", "resume", "Resume", id="runs.resume"),
-        Binding("r", "reload", "Refresh", id="runs.reload", show=False),
+        Binding(
+            "space",
+            "mark",
+            "Mark/compare",
+            id="runs.mark",
+            tooltip="Mark the run; two marked runs overlay their curves and diff their configs",
+        ),
+        Binding(
+            "e",
+            "evaluate",
+            "Evaluate",
+            id="runs.evaluate",
+            tooltip="Open the run in the Evaluate screen",
+        ),
+        Binding("m", "cycle_metric", "Metric", id="runs.metric", tooltip="Overlay the next metric"),
+        Binding(
+            "u",
+            "resume",
+            "Resume",
+            id="runs.resume",
+            tooltip="Continue an interrupted run from its last checkpoint",
+        ),
+        Binding(
+            "w",
+            "watch",
+            "Watch",
+            id="runs.watch",
+            tooltip="Follow this run on the Train screen: live while it trains, else its record",
+        ),
+        Binding(
+            "r",
+            "reload",
+            "Refresh",
+            id="runs.reload",
+            tooltip="Read the runs folder again",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:
@@ -178,6 +210,16 @@ class RunsScreen(BaseScreen):
         else:
             self.app.action_show("train")
 
+    def action_watch(self) -> None:
+        s = self.highlighted
+        if s is None:
+            return
+        why = self.mapp.follow_run(s.run)
+        if why:
+            self.notify(f"Cannot watch: {why}", severity="warning")
+        else:
+            self.app.action_show("train")
+
     # --- comparison -----------------------------------------------------------------------------
 
     def _draw_compare(self) -> None:
@@ -234,6 +276,11 @@ class RunsScreen(BaseScreen):
                 "Resume highlighted run",
                 "Continue an interrupted run from its checkpoint",
                 self.action_resume,
+            ),
+            (
+                "Watch highlighted run",
+                "Follow it on the Train screen, live while another process trains it",
+                self.action_watch,
             ),
             ("Refresh runs", "Re-read the runs folder", self.action_reload),
         ]

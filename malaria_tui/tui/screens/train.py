@@ -33,10 +33,34 @@ class TrainScreen(BaseScreen):
     CSS_PATH = "train.tcss"
     AUTO_FOCUS = "#log"
     BINDINGS = [
-        Binding("s", "start", "Start", id="train.start"),
-        Binding("x", "stop", "Stop", id="train.stop"),
-        Binding("m", "cycle_metric", "Metric", id="train.metric"),
-        Binding("b", "cycle_view", "Batch/epoch", id="train.view"),
+        Binding(
+            "s",
+            "start",
+            "Start",
+            id="train.start",
+            tooltip="Train with the current config in a new run",
+        ),
+        Binding(
+            "x",
+            "stop",
+            "Stop",
+            id="train.stop",
+            tooltip="Stop at the next step with a resumable checkpoint",
+        ),
+        Binding(
+            "m",
+            "cycle_metric",
+            "Metric",
+            id="train.metric",
+            tooltip="Show the next metric in the right chart",
+        ),
+        Binding(
+            "b",
+            "cycle_view",
+            "Batch/epoch",
+            id="train.view",
+            tooltip="Chart per batch or per epoch",
+        ),
     ]
 
     def __init__(self) -> None:

@@ -184,15 +184,49 @@ class CellGrid(Widget, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("left", "move(-1, 0)", "Left", show=False, id="grid.left"),
-        Binding("right", "move(1, 0)", "Right", show=False, id="grid.right"),
-        Binding("up", "move(0, -1)", "Up", show=False, id="grid.up"),
-        Binding("down", "move(0, 1)", "Down", show=False, id="grid.down"),
-        Binding("pageup", "page(-1)", "Page up", show=False, id="grid.page_up"),
-        Binding("pagedown", "page(1)", "Page down", show=False, id="grid.page_down"),
-        Binding("home", "jump(0)", "First", show=False, id="grid.first"),
-        Binding("end", "jump(-1)", "Last", show=False, id="grid.last"),
-        Binding("enter", "open", "Open cell", id="grid.open"),
+        Binding(
+            "left",
+            "move(-1, 0)",
+            "Left",
+            show=False,
+            id="grid.left",
+            tooltip="Select the cell to the left",
+        ),
+        Binding(
+            "right",
+            "move(1, 0)",
+            "Right",
+            show=False,
+            id="grid.right",
+            tooltip="Select the cell to the right",
+        ),
+        Binding(
+            "up", "move(0, -1)", "Up", show=False, id="grid.up", tooltip="Select the cell above"
+        ),
+        Binding(
+            "down",
+            "move(0, 1)",
+            "Down",
+            show=False,
+            id="grid.down",
+            tooltip="Select the cell below",
+        ),
+        Binding(
+            "pageup", "page(-1)", "Page up", show=False, id="grid.page_up", tooltip="One page up"
+        ),
+        Binding(
+            "pagedown",
+            "page(1)",
+            "Page down",
+            show=False,
+            id="grid.page_down",
+            tooltip="One page down",
+        ),
+        Binding("home", "jump(0)", "First", show=False, id="grid.first", tooltip="First cell"),
+        Binding("end", "jump(-1)", "Last", show=False, id="grid.last", tooltip="Last cell"),
+        Binding(
+            "enter", "open", "Open cell", id="grid.open", tooltip="Open the selected cell large"
+        ),
     ]
 
     selected: reactive[int] = reactive(0, always_update=True)
