@@ -38,7 +38,7 @@ QUICK = [
 ]
 # lines worth repeating in the summary: ratios, targets, latencies and the per-model table
 KEEP = re.compile(
-    r"( = |target|keypress|^model |^\S+\s+[\d,]+\s+\d+\s+[\d.]+|TUI/headless|^steady)"
+    r"( = |target|keypress|^model |^\S+\s+[\d,]+\s+\d+\s+[\d.]+|TUI/headless|^steady|^(headless|tui-\w+)\s+\d)"
 )
 
 

@@ -401,7 +401,7 @@ class MalariaApp(App[None]):
             return msg.removeprefix(f"{key}: ")
         return None
 
-    # --- events: live trainer thread and watch mode share one path ---------------------------
+    # --- events: trainer process or thread, and watch mode share one path -------------------
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
@@ -439,7 +439,8 @@ class MalariaApp(App[None]):
         return any(w.group == "train" and w.is_running for w in self.workers)
 
     def start_training(self, resume: RunDir | None = None) -> str | None:
-        """Start (or resume) training in a thread; returns why not, when it cannot."""
+        """Start (or resume) training (its own process, or a thread: ``train_in``); returns why
+        not, when it cannot."""
         if self.watch_run is not None:
             return "this window only watches a run; start training from a normal session"
         if not self.tf_ready:

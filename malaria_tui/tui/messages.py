@@ -8,7 +8,7 @@ from malaria_tui.engine.events import Event
 
 
 class EngineEvent(Message):
-    """One engine event, from the live trainer thread or a followed ``events.jsonl``."""
+    """One engine event, from a trainer (its process or thread) or a followed ``events.jsonl``."""
 
     def __init__(self, event: Event) -> None:
         super().__init__()

@@ -1,8 +1,8 @@
 """What the TUI knows about one training run, built only from engine events.
 
-Live training (callback from the trainer thread) and watch mode (tailing ``events.jsonl``)
-feed the very same :meth:`TrainingSession.apply`, so both look identical. Pure Python: no
-Textual, no TensorFlow, so it is unit-testable and cheap.
+Live training (relayed from the trainer process, or called back from a trainer thread) and
+watch mode (tailing ``events.jsonl``) feed the very same :meth:`TrainingSession.apply`, so all
+look identical. Pure Python: no Textual, no TensorFlow, so it is unit-testable and cheap.
 """
 
 from __future__ import annotations

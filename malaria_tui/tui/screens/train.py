@@ -70,6 +70,7 @@ class TrainScreen(BaseScreen):
         self._log_shown = 0
         self._binding_state: tuple = ()
         self._charts_at = 0.0
+        self._shown_headline: Text | None = None
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="body"):
@@ -164,8 +165,12 @@ class TrainScreen(BaseScreen):
         if not self.query("#headline"):  # called by the app's tick before compose finished
             return
         s = self.mapp.session
-        self.query_one("#headline", Static).update(self._headline(s))
-        self.query_one("#progress", Static).update(self._progress(s))
+        headline = self._headline(s)
+        if headline != self._shown_headline:  # it may change height (a failure line): layout
+            self._shown_headline = headline
+            self.query_one("#headline", Static).update(headline)
+        # two lines, always: no layout pass for the whole screen four times a second
+        self.query_one("#progress", Static).update(self._progress(s), layout=False)
         now = time.monotonic()
         if charts and (not s.active or force or now - self._charts_at >= CHART_SECONDS):
             self._charts_at = now
