@@ -67,6 +67,10 @@ class QuitDialog(ModalScreen[str | None]):
                     yield Button("Keep training", id="keep", variant="success")
                 yield Button("Stop at a checkpoint", id="stop", variant="error")
                 yield Button("Cancel", id="cancel", variant="primary")
+            keys = (
+                "k keep training · s stop · esc cancel" if self.can_keep else "s stop · esc cancel"
+            )
+            yield Static(keys, id="hint")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

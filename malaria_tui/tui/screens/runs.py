@@ -123,7 +123,7 @@ class RunsScreen(BaseScreen):
             table.move_cursor(row=min(max(keep, 0), len(self.order) - 1))
         self.query_one("#runs-title", Static).update(
             f"{len(self.order)} run{'s' if len(self.order) != 1 else ''} in {self.mapp.runs_dir}   "
-            "(space marks two to compare, e opens one in Evaluate)"
+            "(space marks two to compare, e opens one in Evaluate, w watches it)"
             if self.order
             else f"No runs in {self.mapp.runs_dir} yet: start one on screen 4, or `malaria-tui --no-ui`."
         )

@@ -188,9 +188,10 @@ class TrainScreen(BaseScreen):
         cfg = s.config or app.config.to_dict()
         model = cfg.get("model", {}).get("name", "?")
         t = Text()
-        if app.watch_run is not None:
+        watched = app.watch_run or app.followed_run
+        if watched is not None:
             t.append("watching ", style="bold")
-            t.append(app.watch_run.name, style="bold")
+            t.append(watched.name, style="bold")
         elif s.run_dir:
             t.append("run ", style="bold")
             t.append(s.run_dir.rstrip("/").rsplit("/", 1)[-1], style="bold")
