@@ -49,9 +49,11 @@ class TrainerProcess:
         """Start training ``config`` in a new run under ``runs_dir``, or continue ``resume``."""
         if resume is None:
             run, fresh, offset = rd.create(runs_dir, config.name, config.to_toml()), True, 0
-        else:
+        else:  # follow from the end of the last whole line: a torn one is ended by the child
             run, fresh = resume, False
-            offset = run.events_path.stat().st_size if run.events_path.exists() else 0
+            skip = rd.EventReader(run.events_path)
+            skip.read_new()
+            offset = skip.offset
         args = [sys.executable, "-m", "malaria_tui.trainproc", str(run.path)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(run.path / LOG, "ab") as log:

@@ -33,8 +33,9 @@ def test_event_round_trip_and_torn_last_line(tmp_path):
     with open(run.events_path, "a") as f:
         f.write('{"event": "log", "level": "info", "mess')  # a crash mid-line
     assert reader.read_new() == []
-    with open(run.events_path, "a") as f:
-        f.write('\n{"event": "log", "level": "info", "message": "after", "time": 1}\n')
+    w = rundir.EventWriter(run.events_path)  # a resume appends after the crash's torn line
+    w.write(LogMessage(level="info", message="after", time=1))
+    w.close()
     got = reader.read_new()
     assert got == [LogMessage(level="info", message="after", time=1)] and reader.bad_lines == 1
     assert run.status() == "stale"

@@ -158,6 +158,9 @@ class EventWriter:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        if self._f.tell() and not _ends_with_newline(self.path):
+            self._f.write("\n")  # end a line torn by a crash, so the next event is whole
+            self._f.flush()
 
     def write(self, event: Event) -> None:
         self._f.write(json.dumps(to_json(event), allow_nan=True) + "\n")
@@ -168,6 +171,12 @@ class EventWriter:
     def close(self) -> None:
         if not self._f.closed:
             self._f.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 class EventReader:
