@@ -288,16 +288,24 @@ class MalariaApp(App[None]):
             self._detach.set()
         await super()._shutdown()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="tf", name="import TensorFlow")
     def _import_tf(self) -> None:
-        try:
-            from malaria_tui.engine import tfenv
+        """Import TensorFlow in a daemon thread, not a worker: a worker runs in asyncio's
+        default executor, which the event loop joins on exit, so quitting in the first seconds
+        waited (about 5 s) for an import nobody needed any more."""
 
-            tfenv.tf()
-        except Exception as e:  # noqa: BLE001 - shown in the top bar; the UI keeps working
-            self.post_message(TFReady(f"{type(e).__name__}: {e}"))
-        else:
-            self.post_message(TFReady())
+        def run() -> None:
+            try:
+                from malaria_tui.engine import tfenv
+
+                tfenv.tf()
+            except Exception as e:  # noqa: BLE001 - shown in the top bar; the UI keeps working
+                message = TFReady(f"{type(e).__name__}: {e}")
+            else:
+                message = TFReady()
+            if self.is_running and not self._exit:
+                self.post_message(message)
+
+        threading.Thread(target=run, name="import TensorFlow", daemon=True).start()
 
     @on(TFReady)
     def _tf_ready(self, message: TFReady) -> None:
