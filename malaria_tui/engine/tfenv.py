@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import sys
 import threading
 
 _lock = threading.Lock()
@@ -30,21 +29,26 @@ def quiet_env() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+_frozen = False  # gc.freeze() done after TensorFlow's import
+
+
 def tf():
     """The ``tensorflow`` module, imported (once) with logging tamed.
 
-    The first import also freezes the garbage collector's view of every object alive then
-    (``gc.freeze``): TensorFlow and Keras bring ~320,000 long-lived objects, and each full
-    collection walked them all, 150 ms at idle and 300 ms under training load, a pause of
-    the TUI's event loop (a keypress) or of the training thread. They never become garbage.
+    The first call also freezes the garbage collector's view of every object alive then
+    (``gc.freeze``), whoever imported TensorFlow first (``import keras`` does too): TensorFlow
+    and Keras bring ~320,000 long-lived objects, and each full collection walked them all,
+    150 ms at idle and 300 ms under training load, a pause of the TUI's event loop (a
+    keypress) or of the training thread. They never become garbage.
     """
+    global _frozen
     with _lock:
         quiet_env()
-        first = "tensorflow" not in sys.modules
         import tensorflow as _tf
 
-        if first:
+        if not _frozen:
             gc.freeze()
+            _frozen = True
 
         if not _verbose:
             _tf.get_logger().setLevel(logging.ERROR)
