@@ -124,9 +124,9 @@ def unique_dir(runs_dir: str | os.PathLike, name: str, kind: str = "") -> Path:
 
 def create(runs_dir: str | os.PathLike, name: str, config_toml: str) -> RunDir:
     """A fresh run directory holding its resolved config."""
-    p = unique_dir(runs_dir, name)
-    atomic.write_text(p / CONFIG, config_toml)
-    return RunDir(p.resolve())
+    run = RunDir(unique_dir(runs_dir, name).resolve())
+    write_config(run, config_toml)
+    return run
 
 
 def write_config(run: RunDir, config_toml: str) -> None:
@@ -247,7 +247,7 @@ def acquire_lock(run: RunDir) -> None:
         raise RunDirError(
             f"{run.path}: still being trained by process {holder}; watch it with `malaria-tui watch`"
         )
-    atomic.write_text(run.path / LOCK, str(os.getpid()))
+    write_lock(run, os.getpid())
 
 
 def release_lock(run: RunDir) -> None:

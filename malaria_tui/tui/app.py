@@ -34,7 +34,7 @@ from malaria_tui.engine.events import TERMINAL_KINDS, Event, RunFailed
 from malaria_tui.engine.rundir import EventReader, RunDir, list_runs
 from malaria_tui.tui.commands import MalariaCommands
 from malaria_tui.tui.messages import EngineEvent, TFReady
-from malaria_tui.tui.screens.base import BaseScreen
+from malaria_tui.tui.screens.base import QUIT_TOOLTIP, BaseScreen
 from malaria_tui.tui.session import TrainingSession
 from malaria_tui.tui.widgets.topbar import SCREENS
 
@@ -91,7 +91,7 @@ class MalariaApp(App[None]):
             "quit",
             "Quit",
             id="app.quit_ctrl",
-            tooltip="Quit; during a run, ask whether to keep it training, stop it or stay",
+            tooltip=QUIT_TOOLTIP,
             show=False,
             priority=True,
         ),

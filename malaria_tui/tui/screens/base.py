@@ -15,6 +15,8 @@ from malaria_tui.tui.widgets.topbar import TopBar
 if TYPE_CHECKING:
     from malaria_tui.tui.app import MalariaApp
 
+QUIT_TOOLTIP = "Quit; during a run, ask whether to keep it training, stop it or stay"
+
 PaletteCommand = tuple[str, str, Callable[[], object]]
 
 
@@ -26,7 +28,7 @@ class BaseScreen(Screen):
             "app.quit",
             "Quit",
             id="app.quit",
-            tooltip="Quit; during a run, ask whether to keep it training, stop it or stay",
+            tooltip=QUIT_TOOLTIP,
         )
     ]
 
