@@ -47,6 +47,10 @@ def test_overrides_are_typed_toml_literals():
         ("data.image_size=16", "data.image_size: Input should be greater than or equal to 32"),
         ("data.fractions=[0.5, 0.2, 0.2]", "data.fractions must sum to 1"),
         ('train.loop="keras"', "train.loop: Input should be 'custom' or 'fit'"),
+        (
+            "loss.gamma=0",
+            'loss.gamma: must be > 0 (focal loss at gamma 0 is cross-entropy: use loss.name = "bce")',
+        ),
         ("noequals", "expected KEY=VALUE"),
     ],
 )

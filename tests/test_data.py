@@ -96,3 +96,25 @@ def test_image_split_is_stratified_and_auto_falls_back_without_keys():
     assert splits.resolve_mode("auto", groups_known=False, n_groups=0) == "image"
     with pytest.raises(DataError, match="data.split = 'patient' needs"):
         splits.resolve_mode("patient", groups_known=True, n_groups=3)
+
+
+def test_autotune_is_off_unless_asked_and_never_changes_the_batches(tmp_path):
+    """``data.autotune`` only switches tf.data's tuner (off by default: its thread stalled epoch
+    ends); the seeded, augmented batches are the same either way."""
+    import numpy as np
+
+    from malaria_tui.engine import config
+    from malaria_tui.engine.data import pipeline
+
+    cells = copy_cells(tmp_path / "cells", 24, step=7)
+    base = [f'data.source="folder:{cells}"', "data.image_size=32", "data.batch_size=8"]
+    batches = {}
+    for on in (False, True):
+        p = pipeline.prepare(config.load(None, [*base, f"data.autotune={str(on).lower()}"]))
+        for ds in (p.train_epoch(1), p.eval_dataset("val")):
+            assert ds.options().autotune.enabled is on
+        batches[on] = [(x.numpy(), y.numpy()) for x, y in p.train_epoch(1)]
+    assert len(batches[False]) == len(batches[True]) >= 4
+    for (xa, ya), (xb, yb) in zip(batches[False], batches[True], strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)

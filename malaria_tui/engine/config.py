@@ -33,7 +33,7 @@ class DataConfig(_Section):
     """Where images come from and how they are split and batched."""
 
     source: str = "sample"
-    image_size: int = Field(48, ge=32, le=1024)
+    image_size: int = Field(50, ge=32, le=1024)
     split: Literal["auto", "patient", "image"] = "auto"
     fractions: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.8, 0.1, 0.1]
     batch_size: int = Field(64, ge=1, le=8192)
@@ -43,6 +43,9 @@ class DataConfig(_Section):
     shards: int = Field(16, ge=1, le=100_000)  # cache = shards: files per split
     shuffle_buffer: int = Field(10_000, ge=1)  # cache = shards: examples held for shuffling
     color: Literal["auto", "gray", "rgb"] = "auto"
+    # tf.data autotuning. Off: its tuning thread held the end of about a third of the epochs
+    # on this CPU box for ~10 s (the iterator's destructor waits for it); pipeline.py says more.
+    autotune: bool = False
 
     @model_validator(mode="after")
     def _fractions_sum(self):
@@ -63,7 +66,7 @@ class ToggleAug(_Section):
 
 
 class RotationAug(ToggleAug):
-    max_degrees: float = Field(20.0, ge=0.0, le=180.0)
+    max_degrees: float = Field(180.0, ge=0.0, le=180.0)
 
 
 class StrengthAug(ToggleAug):
@@ -78,7 +81,7 @@ class MixAug(ToggleAug):
 class AugmentConfig(_Section):
     """Training-split augmentation; each one on/off with its strength and probability."""
 
-    rotation: RotationAug = RotationAug()
+    rotation: RotationAug = RotationAug(probability=1.0)
     flip_horizontal: ToggleAug = ToggleAug()
     flip_vertical: ToggleAug = ToggleAug()
     contrast: StrengthAug = StrengthAug(strength=0.2, probability=0.5)
@@ -97,10 +100,21 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
-    name: Literal["focal", "bce"] = "focal"
+    name: Literal["focal", "bce"] = "bce"
     alpha: Prob = 0.5
     gamma: float = Field(2.0, ge=0.0, le=10.0)
     label_smoothing: Prob = 0.0
+
+    @field_validator("gamma")
+    @classmethod
+    def _gamma_positive(cls, v):
+        # Keras' focal factor (1 - p)**gamma has a NaN gradient at gamma 0 (0 * log 0):
+        # measured, a run died at step 108. Gamma 0 is plain cross-entropy anyway.
+        if v == 0:
+            raise ValueError(
+                'must be > 0 (focal loss at gamma 0 is cross-entropy: use loss.name = "bce")'
+            )
+        return v
 
 
 class OptimizerConfig(_Section):
@@ -116,7 +130,7 @@ class OptimizerConfig(_Section):
 
 class TrainConfig(_Section):
     loop: Literal["custom", "fit"] = "custom"
-    epochs: int = Field(20, ge=1, le=100_000)
+    epochs: int = Field(22, ge=1, le=100_000)
     monitor: str = "val_auc"
     monitor_mode: Literal["max", "min"] = "max"
     early_stopping: int = Field(0, ge=0)

@@ -1,0 +1,67 @@
+"""Compare runs on their shared validation split: AUC, and how sure the difference is.
+
+    python bench/val_compare.py BASE_RUN OTHER_RUN [OTHER_RUN ...] [--boot 1000]
+
+Reads each run's ``eval/predictions.csv`` (runs trained with ``bench/accuracy.py --val-only``
+leave the test split unseen). The runs must share the split (same data and seed). Cells of one
+patient are not independent, so the bootstrap resamples whole patients, and every resample
+scores all runs on the same cells (a paired comparison): "P(>0)" is the share of resamples in
+which OTHER beats BASE. Tune on this; score the test split once, for the setting chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def val_predictions(run: Path) -> dict[str, tuple[str, int, float]]:
+    """File name -> (patient group, label, probability) of the run's validation cells."""
+    out = {}
+    with open(run / "eval" / "predictions.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["split"] == "val":
+                out[Path(r["path"]).name] = (r["group"], int(r["label"]), float(r["prob"]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--boot", type=int, default=1000)
+    a = ap.parse_args()
+    preds = [val_predictions(r) for r in a.runs]
+    names = sorted(preds[0])
+    if any(sorted(p) != names for p in preds[1:]):
+        raise SystemExit(
+            "val_compare: the runs do not share one validation split (data or seed differ)"
+        )
+    groups = np.array([preds[0][n][0] for n in names])
+    y = np.array([preds[0][n][1] for n in names])
+    probs = [np.array([p[n][2] for n in names]) for p in preds]
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    rng = np.random.default_rng(0)
+    boots = []
+    for _ in range(a.boot):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        if len(np.unique(y[idx])) == 2:
+            boots.append([roc_auc_score(y[idx], p[idx]) for p in probs])
+    boots = np.array(boots)
+    base = roc_auc_score(y, probs[0])
+    print(f"{len(names)} validation cells from {len(members)} patients; {len(boots)} resamples")
+    for i, (run, p) in enumerate(zip(a.runs, probs, strict=True)):
+        auc = roc_auc_score(y, p)
+        line = f"{run.name:40s} AUC {auc:.4f}  accuracy@0.5 {np.mean((p >= 0.5) == y):.4f}"
+        if i:
+            d = boots[:, i] - boots[:, 0]
+            lo, hi = np.percentile(d, [5, 95])
+            line += f"  vs base {auc - base:+.4f} (90% {lo:+.4f}..{hi:+.4f}, P(>0) {np.mean(d > 0):.2f})"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
