@@ -105,16 +105,15 @@ class LossConfig(_Section):
     gamma: float = Field(2.0, ge=0.0, le=10.0)
     label_smoothing: Prob = 0.0
 
-    @field_validator("gamma")
-    @classmethod
-    def _gamma_positive(cls, v):
+    @model_validator(mode="after")
+    def _focal_gamma_positive(self):
         # Keras' focal factor (1 - p)**gamma has a NaN gradient at gamma 0 (0 * log 0):
         # measured, a run died at step 108. Gamma 0 is plain cross-entropy anyway.
-        if v == 0:
+        if self.name == "focal" and self.gamma == 0:
             raise ValueError(
-                'must be > 0 (focal loss at gamma 0 is cross-entropy: use loss.name = "bce")'
+                'loss.gamma must be > 0 for focal loss (at 0 it is cross-entropy: use loss.name = "bce")'
             )
-        return v
+        return self
 
 
 class OptimizerConfig(_Section):
