@@ -16,7 +16,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from _common import REPO  # noqa: F401 - puts the repository on sys.path
+
+from malaria_tui.engine.evaluation import auc
 
 
 def val_predictions(run: Path) -> dict[str, tuple[str, int, float]]:
@@ -48,18 +50,19 @@ def main() -> None:
     boots = []
     for _ in range(a.boot):
         idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
-        if len(np.unique(y[idx])) == 2:
-            boots.append([roc_auc_score(y[idx], p[idx]) for p in probs])
+        scores = [auc(y[idx], p[idx]) for p in probs]  # NaN when a resample has one class
+        if not np.isnan(scores[0]):
+            boots.append(scores)
     boots = np.array(boots)
-    base = roc_auc_score(y, probs[0])
+    base = auc(y, probs[0])
     print(f"{len(names)} validation cells from {len(members)} patients; {len(boots)} resamples")
     for i, (run, p) in enumerate(zip(a.runs, probs, strict=True)):
-        auc = roc_auc_score(y, p)
-        line = f"{run.name:40s} AUC {auc:.4f}  accuracy@0.5 {np.mean((p >= 0.5) == y):.4f}"
+        score = auc(y, p)
+        line = f"{run.name:40s} AUC {score:.4f}  accuracy@0.5 {np.mean((p >= 0.5) == y):.4f}"
         if i:
             d = boots[:, i] - boots[:, 0]
             lo, hi = np.percentile(d, [5, 95])
-            line += f"  vs base {auc - base:+.4f} (90% {lo:+.4f}..{hi:+.4f}, P(>0) {np.mean(d > 0):.2f})"
+            line += f"  vs base {score - base:+.4f} (90% {lo:+.4f}..{hi:+.4f}, P(>0) {np.mean(d > 0):.2f})"
         print(line)
 
 
