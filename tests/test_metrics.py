@@ -56,3 +56,17 @@ def test_patient_level_lists_worst_patient_first():
         and out["worst_accuracy"] == 0.0
         and out["mean_accuracy"] == 0.5
     )
+
+
+def test_auc_shares_are_each_cells_wrongly_ranked_pairs_and_sum_to_the_shortfall():
+    p = np.round(P, 2)  # ties count half, as in AUC
+    shares = evaluation.auc_shares(Y, p)
+    pos, neg = p[Y == 1], p[Y == 0]
+    pairwise = (neg[None, :] > pos[:, None]) + 0.5 * (neg[None, :] == pos[:, None])
+    pairs = pairwise.size
+    assert np.allclose(shares[Y == 1], pairwise.sum(axis=1) / pairs)
+    assert np.allclose(shares[Y == 0], pairwise.sum(axis=0) / pairs)
+    shortfall = 1 - roc_auc_score(Y, p)
+    assert abs(shares[Y == 1].sum() - shortfall) < 1e-12
+    assert abs(shares[Y == 0].sum() - shortfall) < 1e-12
+    assert not evaluation.auc_shares(np.ones(3), [0.1, 0.5, 0.9]).any()  # one class: no pairs

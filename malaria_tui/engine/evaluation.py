@@ -59,6 +59,27 @@ def auc(y, p) -> float:
     return float(roc_auc_score(y, np.asarray(p).ravel()))
 
 
+def auc_shares(y, p) -> np.ndarray:
+    """Each cell's share of ``1 - AUC``: its wrongly ranked (positive, negative) pairs / all pairs.
+
+    Ties count half, as in AUC. Positives' shares sum to ``1 - AUC``, and so do negatives', so a
+    few large shares show that a handful of cells (often mislabelled ones) set the AUC.
+    """
+    y = np.asarray(y).astype(int).ravel()
+    p = np.asarray(p, dtype=float).ravel()
+    pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
+    pairs = len(pos) * len(neg)
+    if not pairs:
+        return np.zeros(len(p))
+    # For a positive: negatives scored above it (+ half the ties); for a negative: positives below.
+    neg_above = len(neg) - np.searchsorted(neg, p, side="right")
+    neg_tied = np.searchsorted(neg, p, side="right") - np.searchsorted(neg, p, side="left")
+    pos_below = np.searchsorted(pos, p, side="left")
+    pos_tied = np.searchsorted(pos, p, side="right") - pos_below
+    wrong = np.where(y == 1, neg_above + 0.5 * neg_tied, pos_below + 0.5 * pos_tied)
+    return wrong / pairs
+
+
 def roc_points(y, p) -> list[tuple[float, float, float]]:
     from sklearn.metrics import roc_curve
 
