@@ -4,8 +4,9 @@
 
 Reads ``eval/predictions.csv`` (no model, no TensorFlow). A cell's share is the fraction of all
 (positive, negative) pairs that it ranks the wrong way, so the positives' shares add up to the
-shortfall, and "AUC without the worst k" shows how much a handful of cells decide. ``--montage``
-draws the worst positives (top row) and negatives (bottom row) to look at: are they label errors?
+shortfall, and the share carried by the worst 1, 3 and 10 shows how much a handful of cells
+decide. ``--montage`` draws the worst positives (top row) and negatives (bottom row) to look at:
+are they label errors? (TFDS runs have no files to draw: their tiles stay blank.)
 Use ``--split val`` to diagnose while tuning; ``test`` only reads scores already written.
 """
 
@@ -40,8 +41,11 @@ def montage(rows: list[dict], worst_pos, worst_neg, out: Path, size: int = 96) -
         for col, i in enumerate(idx):
             r = rows[i]
             x, y = col * size, row * (size + 28)
-            with Image.open(r["path"]) as im:
-                sheet.paste(im.convert("RGB").resize((size, size), Image.NEAREST), (x, y))
+            try:
+                with Image.open(r["path"]) as im:
+                    sheet.paste(im.convert("RGB").resize((size, size), Image.NEAREST), (x, y))
+            except OSError:  # a TFDS record ("tfds:val:12") or a moved file
+                draw.rectangle((x, y, x + size - 1, y + size - 1), outline="gray")
             draw.text((x + 2, y + size + 2), f"{tag} p={float(r['prob']):.3f}", fill="black")
             draw.text((x + 2, y + size + 14), r["group"][:15], fill="black")
     sheet.save(out)
