@@ -3,12 +3,12 @@
     for s in 42 1 2 3; do python bench/accuracy.py --set seed=$s --set name=\\"seed$s\\"; done
     python bench/across_splits.py runs/bench/*-seed*
 
-The seed draws which patients land in the test split (16-17 of them), and patients differ a lot,
-so one split's figure can sit far from the setting's typical one. This reads each run's
-``eval/metrics.json`` (no training) and prints one line per run, then the mean and the range;
-the last two columns are the test split at the threshold chosen on validation for the target
-sensitivity (does the operating point carry over to new patients?).
-Compare settings on validation (``val_compare.py``); use this to report a chosen one.
+The seed draws which patients land in the test split (16 to 23 of the shared folder's 170), and
+patients differ a lot, so one split's figure can sit far from the setting's typical one. This
+reads each run's ``eval/metrics.json`` (no training) and prints one line per run, then the mean
+and the range; the last two columns are the test split at the threshold chosen on validation for
+the target sensitivity (does the operating point carry over to new patients?). Compare settings
+on validation (``val_compare.py``); use this to report a chosen one.
 """
 
 from __future__ import annotations
