@@ -23,7 +23,10 @@ COLUMNS = ("accuracy", "auc", "sensitivity", "specificity")
 
 
 def row(run: Path) -> dict:
-    m = json.loads((run / "eval" / "metrics.json").read_text())
+    path = run / "eval" / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(f"across_splits: {path} not found (not a finished run?)")
+    m = json.loads(path.read_text())
     if "test" not in m:
         raise SystemExit(f"across_splits: {run} has no test figures (trained with --val-only?)")
     seed = tomllib.loads((run / "config.toml").read_text()).get("seed")

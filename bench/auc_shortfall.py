@@ -24,7 +24,10 @@ from malaria_tui.engine.evaluation import auc, auc_shares
 
 
 def read(run: Path, split: str) -> list[dict]:
-    with open(run / "eval" / "predictions.csv", newline="") as f:
+    path = run / "eval" / "predictions.csv"
+    if not path.is_file():
+        raise SystemExit(f"auc_shortfall: {path} not found (not a finished run?)")
+    with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
     if not rows:
         raise SystemExit(f"auc_shortfall: {run}/eval/predictions.csv has no {split!r} rows")
