@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 import time
@@ -43,4 +44,16 @@ def time_epoch(loop, dataset, n_images: int) -> float:
     return n_images / (time.perf_counter() - t)
 
 
-__all__ = ["config", "tfenv", "data_source", "build_loop", "time_epoch", "REPO"]
+def predictions(run: Path, split: str) -> list[dict]:
+    """A finished run's ``eval/predictions.csv`` rows of one split (path, group, label, prob)."""
+    path = Path(run) / "eval" / "predictions.csv"
+    if not path.is_file():
+        raise SystemExit(f"{Path(sys.argv[0]).stem}: {path} not found (not a finished run?)")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
+    if not rows:
+        raise SystemExit(f"{Path(sys.argv[0]).stem}: {path} has no {split!r} rows")
+    return rows
+
+
+__all__ = ["config", "tfenv", "data_source", "build_loop", "time_epoch", "predictions", "REPO"]

@@ -13,25 +13,13 @@ Use ``--split val`` to diagnose while tuning; ``test`` only reads scores already
 from __future__ import annotations
 
 import argparse
-import csv
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import REPO  # noqa: F401 - puts the repository on sys.path
+from _common import predictions
 
 from malaria_tui.engine.evaluation import auc, auc_shares
-
-
-def read(run: Path, split: str) -> list[dict]:
-    path = run / "eval" / "predictions.csv"
-    if not path.is_file():
-        raise SystemExit(f"auc_shortfall: {path} not found (not a finished run?)")
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == split]
-    if not rows:
-        raise SystemExit(f"auc_shortfall: {run}/eval/predictions.csv has no {split!r} rows")
-    return rows
 
 
 def montage(rows: list[dict], worst_pos, worst_neg, out: Path, size: int = 96) -> None:
@@ -61,7 +49,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--montage", type=Path)
     a = ap.parse_args()
-    rows = read(a.run, a.split)
+    rows = predictions(a.run, a.split)
     y = np.array([int(r["label"]) for r in rows])
     p = np.array([float(r["prob"]) for r in rows])
     score, shares = auc(y, p), auc_shares(y, p)
@@ -70,6 +58,7 @@ def main() -> None:
         f"{a.split}: {len(y)} cells ({int(y.sum())} Parasitized), AUC {score:.5f}, "
         f"shortfall {short:.5f}"
     )
+    worst = {}
     for label, name in ((1, "Parasitized"), (0, "Uninfected")):
         idx = np.flatnonzero(y == label)
         order = idx[np.argsort(-shares[idx], kind="stable")]
@@ -87,12 +76,9 @@ def main() -> None:
             print(
                 f"    p={p[i]:.4f}  share {shares[i]:.5f}  {r['group']:14s} {Path(r['path']).name}"
             )
-        if label == 1:
-            worst_pos = top
-        else:
-            worst_neg = top
+        worst[label] = top
     if a.montage:
-        montage(rows, worst_pos, worst_neg, a.montage)
+        montage(rows, worst[1], worst[0], a.montage)
         print(f"montage: {a.montage}")
 
 

@@ -12,23 +12,20 @@ which OTHER beats BASE. Tune on this; score the test split once, for the setting
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
-from _common import REPO  # noqa: F401 - puts the repository on sys.path
+from _common import predictions
 
 from malaria_tui.engine.evaluation import auc
 
 
 def val_predictions(run: Path) -> dict[str, tuple[str, int, float]]:
     """File name -> (patient group, label, probability) of the run's validation cells."""
-    out = {}
-    with open(run / "eval" / "predictions.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["split"] == "val":
-                out[Path(r["path"]).name] = (r["group"], int(r["label"]), float(r["prob"]))
-    return out
+    return {
+        Path(r["path"]).name: (r["group"], int(r["label"]), float(r["prob"]))
+        for r in predictions(run, "val")
+    }
 
 
 def main() -> None:

@@ -72,8 +72,9 @@ def auc_shares(y, p) -> np.ndarray:
     if not pairs:
         return np.zeros(len(p))
     # For a positive: negatives scored above it (+ half the ties); for a negative: positives below.
-    neg_above = len(neg) - np.searchsorted(neg, p, side="right")
-    neg_tied = np.searchsorted(neg, p, side="right") - np.searchsorted(neg, p, side="left")
+    neg_upto = np.searchsorted(neg, p, side="right")
+    neg_above = len(neg) - neg_upto
+    neg_tied = neg_upto - np.searchsorted(neg, p, side="left")
     pos_below = np.searchsorted(pos, p, side="left")
     pos_tied = np.searchsorted(pos, p, side="right") - pos_below
     wrong = np.where(y == 1, neg_above + 0.5 * neg_tied, pos_below + 0.5 * pos_tied)
