@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from _common import predictions
 
-from malaria_tui.engine.evaluation import auc, auc_shares
+from malaria_tui.engine.evaluation.measures import auc, auc_shares
 
 
 def montage(rows: list[dict], worst_pos, worst_neg, out: Path, size: int = 96) -> None:

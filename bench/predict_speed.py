@@ -24,8 +24,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     a = ap.parse_args()
     tfenv.divert_native_stderr()
-    from malaria_tui.engine import predict, predictor
     from malaria_tui.engine.export import export_run
+    from malaria_tui.engine.inference import diagnose, predictor
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     if a.run:
@@ -44,9 +44,9 @@ def main() -> None:
     rates = {}
     for name, source in (("keras", run), ("tflite", tfl)):
         model = predictor.load(source)
-        predict.run_predict(model, [str(cells)])  # warm-up
+        diagnose.run_predict(model, [str(cells)])  # warm-up
         t = time.perf_counter()
-        got, *_ = predict.run_predict(model, [str(cells)])
+        got, *_ = diagnose.run_predict(model, [str(cells)])
         rates[name] = len(got) / (time.perf_counter() - t)
         print(f"{name:6s}: {rates[name]:7.0f} images/s on {len(got)} cells (read + resize + model)")
     print(f"tflite / keras = {rates['tflite'] / rates['keras']:.2f}")

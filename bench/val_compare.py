@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from _common import predictions
 
-from malaria_tui.engine.evaluation import auc
+from malaria_tui.engine.evaluation.measures import auc
 
 
 def val_predictions(run: Path) -> dict[str, tuple[str, int, float]]:

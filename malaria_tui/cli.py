@@ -286,7 +286,7 @@ def _cmd_resume(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from malaria_tui.engine import tfenv
-    from malaria_tui.engine.scoring import evaluate_run
+    from malaria_tui.engine.evaluation.score_run import evaluate_run
 
     tfenv.divert_native_stderr()
     result = evaluate_run(args.run_dir, data=args.data, threshold=args.threshold)
@@ -301,7 +301,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_data(args) -> int:
     from malaria_tui.engine import config
-    from malaria_tui.engine.data.summary import describe
+    from malaria_tui.engine.data.describe import describe
 
     cfg = config.load(args.config, [*args.set, f"data.source={json.dumps(args.spec)}"])
     info = describe(cfg)
@@ -315,8 +315,9 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from malaria_tui.engine import predictor, tfenv
-    from malaria_tui.engine.predict import run_predict
+    from malaria_tui.engine import tfenv
+    from malaria_tui.engine.inference import predictor
+    from malaria_tui.engine.inference.diagnose import run_predict
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         from malaria_tui.engine.errors import UserError

@@ -15,7 +15,7 @@ from malaria_tui.cli import ExitCode
 from malaria_tui.engine.errors import ConfigError
 from malaria_tui.engine.grid import search
 from malaria_tui.engine.grid import spec as gspec
-from malaria_tui.engine.grid.summary import Summary, read_csv
+from malaria_tui.engine.grid.results_table import Summary, read_csv
 from tests.conftest import REPO, TINY
 
 GRID_2X2 = """

@@ -3,8 +3,8 @@
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from malaria_tui.engine import evaluation
-from malaria_tui.engine.metrics import CustomAccuracy, build_metrics
+from malaria_tui.engine.evaluation import measures
+from malaria_tui.engine.training.keras_metrics import CustomAccuracy, build_metrics
 
 RNG = np.random.default_rng(0)
 Y = RNG.integers(0, 2, 400)
@@ -28,7 +28,7 @@ def test_stock_metrics_round_soft_labels():
 
 
 def test_binary_metrics_match_sklearn():
-    m = evaluation.binary_metrics(Y, P, 0.5)
+    m = measures.binary_metrics(Y, P, 0.5)
     tn, fp, fn, tp = confusion_matrix(Y, P >= 0.5).ravel()
     assert (m["tp"], m["tn"], m["fp"], m["fn"]) == (tp, tn, fp, fn)
     assert abs(m["auc"] - roc_auc_score(Y, P)) < 1e-12
@@ -39,10 +39,10 @@ def test_binary_metrics_match_sklearn():
 
 
 def test_threshold_for_target_sensitivity_is_the_most_specific_that_reaches_it():
-    t = evaluation.threshold_for_sensitivity(Y, P, 0.95)
-    assert evaluation.binary_metrics(Y, P, t)["sensitivity"] >= 0.95
-    assert evaluation.binary_metrics(Y, P, t + 1e-6)["sensitivity"] < 0.95
-    j = evaluation.threshold_youden(Y, P)
+    t = measures.threshold_for_sensitivity(Y, P, 0.95)
+    assert measures.binary_metrics(Y, P, t)["sensitivity"] >= 0.95
+    assert measures.binary_metrics(Y, P, t + 1e-6)["sensitivity"] < 0.95
+    j = measures.threshold_youden(Y, P)
     assert 0 <= j <= 1
 
 
@@ -50,7 +50,7 @@ def test_patient_level_lists_worst_patient_first():
     groups = ["A"] * 4 + ["B"] * 4
     y = np.array([1, 1, 0, 0, 1, 0, 1, 0])
     p = np.array([0.9, 0.8, 0.1, 0.2, 0.1, 0.9, 0.2, 0.8])
-    out = evaluation.patient_level(groups, y, p, 0.5)
+    out = measures.patient_level(groups, y, p, 0.5)
     assert (
         out["rows"][0]["group"] == "B"
         and out["worst_accuracy"] == 0.0
@@ -60,7 +60,7 @@ def test_patient_level_lists_worst_patient_first():
 
 def test_auc_shares_are_each_cells_wrongly_ranked_pairs_and_sum_to_the_shortfall():
     p = np.round(P, 2)  # ties count half, as in AUC
-    shares = evaluation.auc_shares(Y, p)
+    shares = measures.auc_shares(Y, p)
     pos, neg = p[Y == 1], p[Y == 0]
     pairwise = (neg[None, :] > pos[:, None]) + 0.5 * (neg[None, :] == pos[:, None])
     pairs = pairwise.size
@@ -69,4 +69,4 @@ def test_auc_shares_are_each_cells_wrongly_ranked_pairs_and_sum_to_the_shortfall
     shortfall = 1 - roc_auc_score(Y, p)
     assert abs(shares[Y == 1].sum() - shortfall) < 1e-12
     assert abs(shares[Y == 0].sum() - shortfall) < 1e-12
-    assert not evaluation.auc_shares(np.ones(3), [0.1, 0.5, 0.9]).any()  # one class: no pairs
+    assert not measures.auc_shares(np.ones(3), [0.1, 0.5, 0.9]).any()  # one class: no pairs

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from malaria_tui.cli import ExitCode, main
-from malaria_tui.engine import explain, predict, predictor
+from malaria_tui.engine import explain
 from malaria_tui.engine.errors import UserError
+from malaria_tui.engine.inference import diagnose, predictor
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def test_predict_rgb_crops_of_any_size_with_a_summary_per_folder(model, rgb_dir,
     folder = tmp_path / "slide"
     shutil.copytree(rgb_dir, folder)
     (folder / "Uninfected" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    cells, folders, bad, th, x = predict.run_predict(model, [str(folder)])
+    cells, folders, bad, th, x = diagnose.run_predict(model, [str(folder)])
     assert len(cells) == 34 and [p.split("/")[-1] for p, _ in bad] == ["broken.png"]
     assert all(0.0 <= c.prob <= 1.0 for c in cells) and th == model.threshold
     assert np.allclose(x[..., 0], x[..., 1]) and np.allclose(
@@ -41,24 +42,24 @@ def test_predict_rgb_crops_of_any_size_with_a_summary_per_folder(model, rgb_dir,
 
 
 def test_tta_is_the_mean_over_the_eight_symmetries(model, rgb_dir):
-    files, _ = predict.collect([str(rgb_dir / "Parasitized")])
-    x, _, _ = predict.load_images(files[:4], model.image_size, gray=True)
+    files, _ = diagnose.collect([str(rgb_dir / "Parasitized")])
+    x, _, _ = diagnose.load_images(files[:4], model.image_size, gray=True)
     manual = np.mean(
-        [model.probabilities(np.ascontiguousarray(v)) for v in predict.dihedral(x)], axis=0
+        [model.probabilities(np.ascontiguousarray(v)) for v in diagnose.dihedral(x)], axis=0
     )
-    np.testing.assert_allclose(predict.probabilities(model, x, tta=True), manual, atol=1e-6)
-    assert len({v.tobytes() for v in predict.dihedral(x)}) == 8
+    np.testing.assert_allclose(diagnose.probabilities(model, x, tta=True), manual, atol=1e-6)
+    assert len({v.tobytes() for v in diagnose.dihedral(x)}) == 8
 
 
 def test_wilson_interval():
-    lo, hi = predict.wilson(5, 10)
+    lo, hi = diagnose.wilson(5, 10)
     assert abs(lo - 0.2366) < 1e-3 and abs(hi - 0.7634) < 1e-3
-    assert predict.wilson(0, 20)[0] == 0.0 and predict.wilson(20, 20)[1] == 1.0
+    assert diagnose.wilson(0, 20)[0] == 0.0 and diagnose.wilson(20, 20)[1] == 1.0
 
 
 def test_gradcam_maps_and_overlays(model, rgb_dir, tmp_path):
-    files, _ = predict.collect([str(rgb_dir / "Parasitized")])
-    x, ok, _ = predict.load_images(files[:3], model.image_size, gray=True)
+    files, _ = diagnose.collect([str(rgb_dir / "Parasitized")])
+    x, ok, _ = diagnose.load_images(files[:3], model.image_size, gray=True)
     cams = explain.gradcam(model.model, x)
     assert cams.shape == x.shape[:3] and cams.min() >= 0 and cams.max() <= 1 + 1e-6
     assert all(c.std() > 0 for c in cams)
@@ -79,8 +80,8 @@ def test_exports_agree_with_the_original_and_predict_reads_them(
     assert report["checked_on"] > 0
     exported = predictor.load(out)
     assert exported.threshold == model.threshold and exported.color == "gray"
-    files, _ = predict.collect([str(rgb_dir)])
-    x, _, _ = predict.load_images(files[:8], model.image_size, gray=True)
+    files, _ = diagnose.collect([str(rgb_dir)])
+    x, _, _ = diagnose.load_images(files[:8], model.image_size, gray=True)
     diff = np.abs(exported.probabilities(x) - model.probabilities(x)).max()
     if quantize:
         assert "accuracy_change" in report and diff < 0.25

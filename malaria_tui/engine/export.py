@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from malaria_tui.engine import atomic, evaluation, rundir
+from malaria_tui.engine import atomic, rundir
 from malaria_tui.engine.errors import UserError
+from malaria_tui.engine.evaluation import measures
 from malaria_tui.engine.tfenv import tf as _tf
 
 FORMATS = ("keras", "savedmodel", "tflite")
@@ -48,8 +49,8 @@ def _representative(prepared, n: int = 200):
 
 def export_run(run_path, fmt: str, out: str | None = None, quantize: str | None = None) -> dict:
     """Write the export and return a report: path, size, agreement with the original."""
-    from malaria_tui.engine import predictor as pr
-    from malaria_tui.engine.scoring import load_best, run_thresholds
+    from malaria_tui.engine.evaluation.score_run import load_best, run_thresholds
+    from malaria_tui.engine.inference import predictor as pr
 
     tf = _tf()
     if fmt not in FORMATS:
@@ -111,14 +112,14 @@ def export_run(run_path, fmt: str, out: str | None = None, quantize: str | None 
 
 
 def check(model, dest: Path, cfg, quantized: bool) -> dict:
-    from malaria_tui.engine import predictor as pr
+    from malaria_tui.engine.inference import predictor as pr
 
     x, y, _ = _test_images(cfg)
     ref = np.asarray(model(x, training=False)).ravel()
     got = pr.load(dest).probabilities(x)
     diff = float(np.max(np.abs(ref - got))) if len(x) else 0.0
-    acc_ref = evaluation.binary_metrics(y, ref, 0.5)["accuracy"]
-    acc_got = evaluation.binary_metrics(y, got, 0.5)["accuracy"]
+    acc_ref = measures.binary_metrics(y, ref, 0.5)["accuracy"]
+    acc_got = measures.binary_metrics(y, got, 0.5)["accuracy"]
     size = sum(f.stat().st_size for f in dest.rglob("*")) if dest.is_dir() else dest.stat().st_size
     report = {
         "path": str(dest),

@@ -35,7 +35,7 @@ from malaria_tui.engine.rundir import EventReader, RunDir, list_runs
 from malaria_tui.tui.commands import MalariaCommands
 from malaria_tui.tui.messages import EngineEvent, TFReady
 from malaria_tui.tui.screens.base import QUIT_TOOLTIP, BaseScreen
-from malaria_tui.tui.session import TrainingSession
+from malaria_tui.tui.training_session import TrainingSession
 from malaria_tui.tui.widgets.topbar import SCREENS
 
 TICK_SECONDS = 0.25
@@ -615,11 +615,11 @@ class MalariaApp(App[None]):
     # --- models for prediction and Grad-CAM (loaded in worker threads, cached) -----------------
 
     def load_predictor(self, source: str | Path) -> Any:
-        """``engine.predictor.load(source)``, cached while the model file is unchanged.
+        """``engine.inference.predictor.load(source)``, cached while the model file is unchanged.
 
         Called from worker threads (Predict screen, Evaluate gallery); raises ``UserError``.
         """
-        from malaria_tui.engine import predictor
+        from malaria_tui.engine.inference import predictor
 
         path = Path(source).expanduser()
         try:

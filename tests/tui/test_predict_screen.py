@@ -30,7 +30,7 @@ def run(coro):
 
 
 def test_relabel_and_short_names():
-    from malaria_tui.engine.predict import CellResult
+    from malaria_tui.engine.inference.diagnose import CellResult
 
     cells = [CellResult(f"/x/{i}.png", "/x", p, "Uninfected") for i, p in enumerate((0.2, 0.6))]
     out = relabel(cells, 0.5)

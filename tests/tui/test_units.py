@@ -7,9 +7,9 @@ import math
 import numpy as np
 
 from malaria_tui.engine import events as ev
-from malaria_tui.tui import evaldata
+from malaria_tui.tui import eval_results as evaldata
 from malaria_tui.tui.history import BoundedSeries, downsample
-from malaria_tui.tui.session import TrainingSession
+from malaria_tui.tui.training_session import TrainingSession
 
 
 def test_bounded_series_keeps_memory_flat_and_shape():

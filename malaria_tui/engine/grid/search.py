@@ -34,9 +34,15 @@ from malaria_tui.engine import atomic
 from malaria_tui.engine import rundir as rd
 from malaria_tui.engine.errors import RunDirError, TrainingFailed
 from malaria_tui.engine.events import EvaluationDone, Event
-from malaria_tui.engine.grid import hparams as hpw
 from malaria_tui.engine.grid import spec as specmod
-from malaria_tui.engine.grid.summary import FINAL, FINISHED, TEST_COLUMNS, Summary, metric_columns
+from malaria_tui.engine.grid import tensorboard_hparams as hpw
+from malaria_tui.engine.grid.results_table import (
+    FINAL,
+    FINISHED,
+    TEST_COLUMNS,
+    Summary,
+    metric_columns,
+)
 
 GRID_TOML = "grid.toml"
 GRID_LOCK = "grid.lock"
@@ -338,21 +344,21 @@ def score_test_split(run: rd.RunDir, emit: Callable[[Event], None] | None = None
     """The end-of-run evaluation with the test split, for a run trained with ``score_test=False``:
     rewrites its ``eval/`` (test metrics, thresholds chosen on val, ROC, predictions) and appends
     the ``evaluation_done`` event to its log."""
-    from malaria_tui.engine import evaluation, scoring
     from malaria_tui.engine.data import pipeline
+    from malaria_tui.engine.evaluation import measures, score_run
 
     cfg = run.load_config()
     rd.acquire_lock(run)
     try:
-        model = scoring.load_best(run)
+        model = score_run.load_best(run)
         prepared = pipeline.prepare(cfg)
-        result, roc, preds = evaluation.evaluate_prepared(model, prepared, cfg.eval)
+        result, roc, preds = measures.evaluate_prepared(model, prepared, cfg.eval)
         result["data"] = {
             "source": prepared.source,
             "split": prepared.split_mode,
             "counts": prepared.counts,
         }
-        evaluation.write_eval(run.eval_dir, result, roc, preds)
+        measures.write_eval(run.eval_dir, result, roc, preds)
         ev = EvaluationDone(
             split="test", metrics=result["test"] | {"thresholds": result["thresholds"]}
         )

@@ -19,8 +19,8 @@ import math
 import keras
 
 from malaria_tui.engine.errors import TrainingFailed
-from malaria_tui.engine.metrics import build_metrics
 from malaria_tui.engine.tfenv import tf as _tf
+from malaria_tui.engine.training.keras_metrics import build_metrics
 
 
 def _results(metrics) -> dict[str, float]:

@@ -13,8 +13,8 @@ import math
 import keras
 
 from malaria_tui.engine.errors import TrainingFailed
-from malaria_tui.engine.metrics import build_metrics
 from malaria_tui.engine.training import ema
+from malaria_tui.engine.training.keras_metrics import build_metrics
 
 
 class _Bridge(keras.callbacks.Callback):

@@ -167,7 +167,8 @@ def _train(
     config, run, prepared, pos, emit, stop, score_test=True, *, strategy, policy, restore_from
 ) -> rd.RunDir:
     _tf()
-    from malaria_tui.engine import evaluation, optim
+    from malaria_tui.engine import optim
+    from malaria_tui.engine.evaluation import measures
     from malaria_tui.engine.models.registry import build_model
     from malaria_tui.engine.training.custom_loop import CustomLoop
     from malaria_tui.engine.training.ema import averaged_weights
@@ -363,7 +364,7 @@ def _train(
         if run.best_model.exists()
         else model
     )
-    result, roc, preds = evaluation.evaluate_prepared(
+    result, roc, preds = measures.evaluate_prepared(
         best_model, prepared, config.eval, test=score_test
     )
     result["data"] = {
@@ -371,7 +372,7 @@ def _train(
         "split": prepared.split_mode,
         "counts": prepared.counts,
     }
-    evaluation.write_eval(run.eval_dir, result, roc, preds)
+    measures.write_eval(run.eval_dir, result, roc, preds)
     split = result["split"]
     emit(EvaluationDone(split=split, metrics=result[split] | {"thresholds": result["thresholds"]}))
     emit(RunFinished(status=status, epochs_done=epoch, best={"monitor": monitor, "value": best}))

@@ -17,10 +17,10 @@ from textual.widgets import Static
 
 from malaria_tui.engine.data.records import CLASS_NAMES, sample_root
 from malaria_tui.engine.rundir import RunDir
-from malaria_tui.tui import evaldata
+from malaria_tui.tui import eval_results as evaldata
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
 from malaria_tui.tui.screens.dialogs import CellDialog
-from malaria_tui.tui.session import fmt_metric
+from malaria_tui.tui.training_session import fmt_metric
 from malaria_tui.tui.widgets.cells import CellGrid, CellItem
 from malaria_tui.tui.widgets.charts import Line, LineChart
 
@@ -370,7 +370,7 @@ class EvaluateScreen(BaseScreen):
     def _explain(self, run: RunDir, path: str, dialog: CellDialog) -> None:
         """The cell's Grad-CAM with the run's best model (loaded once, cached by the app)."""
         from malaria_tui.engine.explain import gradcam, overlay
-        from malaria_tui.engine.predict import load_images
+        from malaria_tui.engine.inference.diagnose import load_images
 
         try:
             predictor = self.mapp.load_predictor(run.path)

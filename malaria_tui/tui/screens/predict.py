@@ -320,7 +320,7 @@ class PredictScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="predict", name="predict")
     def _predict_worker(self, source: str, images: str, tta: bool) -> None:
-        from malaria_tui.engine.predict import run_predict
+        from malaria_tui.engine.inference.diagnose import run_predict
 
         worker = get_current_worker()
         try:
@@ -370,7 +370,7 @@ class PredictScreen(BaseScreen):
         if not same_model:
             self.threshold = float(threshold)
         self.cells = relabel(self.cells, self.threshold)
-        from malaria_tui.engine.predict import summarise
+        from malaria_tui.engine.inference.diagnose import summarise
 
         self.folders = summarise(self.cells) if self.threshold != threshold else list(folders)
         if not cells:
@@ -471,7 +471,7 @@ class PredictScreen(BaseScreen):
 
     def set_threshold(self, value: float) -> None:
         """Relabel every cell and the folder summaries at ``value`` (no model call)."""
-        from malaria_tui.engine.predict import summarise
+        from malaria_tui.engine.inference.diagnose import summarise
 
         if not self.cells:
             return
@@ -588,7 +588,7 @@ class PredictScreen(BaseScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="predict-cam", name="gradcam")
     def _cam_worker(self, path: str, source: str, size: int, gray: bool) -> None:
         from malaria_tui.engine.explain import gradcam, overlay
-        from malaria_tui.engine.predict import load_images
+        from malaria_tui.engine.inference.diagnose import load_images
 
         worker = get_current_worker()
         try:

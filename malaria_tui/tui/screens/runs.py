@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 from malaria_tui.engine.config import diff
 from malaria_tui.engine.rundir import RunDir, list_runs
-from malaria_tui.tui.runinfo import RunSummary, summarize
+from malaria_tui.tui.run_list import RunSummary, summarize
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
 from malaria_tui.tui.widgets.charts import Line, LineChart
 

@@ -1,6 +1,6 @@
 """4 Train: start/stop, progress with ETA and images/s, live loss/metric charts, the event log.
 
-Everything drawn here comes from :class:`~malaria_tui.tui.session.TrainingSession`, which the
+Everything drawn here comes from :class:`~malaria_tui.tui.training_session.TrainingSession`, which the
 app feeds from the trainer thread (live) or from ``events.jsonl`` (watch mode); the app calls
 :meth:`TrainScreen.redraw` at most every 0.25 s, so a fast trainer cannot flood the UI.
 """
@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
-from malaria_tui.tui.session import TrainingSession, fmt_duration
+from malaria_tui.tui.training_session import TrainingSession, fmt_duration
 from malaria_tui.tui.widgets.charts import Line, LineChart
 
 VIEWS = ("batch+epoch", "epoch", "batch")

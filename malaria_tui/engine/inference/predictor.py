@@ -21,9 +21,9 @@ SIDECAR = ".malaria.json"  # next to an exported model: image size and threshold
 
 
 def _register_custom_objects() -> None:
-    import malaria_tui.engine.metrics  # noqa: F401
     import malaria_tui.engine.models.layers  # noqa: F401
     import malaria_tui.engine.models.lenet  # noqa: F401
+    import malaria_tui.engine.training.keras_metrics  # noqa: F401
 
 
 def load_keras(path: Path):
@@ -154,7 +154,7 @@ def load(source: str | Path, operating_point: str | None = None) -> Predictor:
         raise UserError(f"{path}: no such model or run directory")
     if path.is_dir() and (path / rundir.CONFIG).is_file():
         run = rundir.open_run(path)
-        from malaria_tui.engine.scoring import load_best, run_thresholds
+        from malaria_tui.engine.evaluation.score_run import load_best, run_thresholds
 
         cfg = run.load_config()
         model = load_best(run)

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 
-from malaria_tui.engine import evaluation, rundir
+from malaria_tui.engine import rundir
 from malaria_tui.engine.errors import RunDirError
+from malaria_tui.engine.evaluation import measures
 
 
 def load_best(run: rundir.RunDir):
@@ -16,9 +17,9 @@ def load_best(run: rundir.RunDir):
     from malaria_tui.engine.tfenv import tf
 
     tf()
-    import malaria_tui.engine.metrics  # noqa: F401 - registers custom objects
     import malaria_tui.engine.models.layers  # noqa: F401
     import malaria_tui.engine.models.lenet  # noqa: F401
+    import malaria_tui.engine.training.keras_metrics  # noqa: F401 - registers custom objects
 
     if not run.best_model.exists():
         raise RunDirError(
@@ -50,20 +51,20 @@ def evaluate_run(path, data: str | None = None, threshold: float | None = None) 
     else:
         prepared = pipeline.prepare(cfg)
         split = "test"
-    y, p = evaluation.predict(model, prepared.eval_dataset(split), cfg.eval.tta)
+    y, p = measures.predict(model, prepared.eval_dataset(split), cfg.eval.tta)
     chosen = run_thresholds(run)
     th = cfg.eval.threshold if threshold is None else threshold
-    out = evaluation.binary_metrics(y, p, th)
+    out = measures.binary_metrics(y, p, th)
     out["run"] = str(run.path)
     out["data"] = data or f"{cfg.data.source} (test split)"
     out["at"] = {
-        name: evaluation.binary_metrics(y, p, chosen[name])
+        name: measures.binary_metrics(y, p, chosen[name])
         for name in ("sensitivity_target", "youden")
         if name in chosen
     }
     out["thresholds"] = chosen
     if prepared.split_records:
         groups = [r.group for r in prepared.split_records[split]]
-        out["patients"] = evaluation.patient_level(groups, y, p, th)
+        out["patients"] = measures.patient_level(groups, y, p, th)
     out["positive_rate"] = float(np.mean(p >= th)) if len(p) else 0.0
     return out

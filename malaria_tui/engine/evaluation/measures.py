@@ -174,7 +174,7 @@ def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
 
 def _dihedral_mean(model, x):
     """P averaged over the eight flips and 90-degree rotations (cells have no orientation)."""
-    from malaria_tui.engine.predict import dihedral
+    from malaria_tui.engine.inference.diagnose import dihedral
 
     views = dihedral(np.asarray(x))
     return np.mean(

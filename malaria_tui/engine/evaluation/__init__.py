@@ -1,0 +1,1 @@
+"""Scoring models: metrics at a threshold, ROC and operating points, and a run scored on data."""
