@@ -26,8 +26,8 @@ def main() -> None:
     ap.add_argument("--val-only", action="store_true", help="leave the test split unseen")
     a = ap.parse_args()
     tfenv.divert_native_stderr()
+    from malaria_tui.cli.headless import PlainReporter
     from malaria_tui.engine.training.trainer import train
-    from malaria_tui.headless import PlainReporter
 
     cfg = config.load(None, [f'data.source="folder:{SHARED}"', 'name="bench-accuracy"', *a.set])
     t = time.perf_counter()

@@ -53,8 +53,8 @@ def steady_ips(run: RunDir) -> tuple[float, float]:
 
 
 def headless(cfg, runs_dir: Path) -> RunDir:
+    from malaria_tui.cli.headless import reporter
     from malaria_tui.engine.training.trainer import train
-    from malaria_tui.headless import reporter
 
     sink = io.StringIO()
     with redirect_stdout(sink):

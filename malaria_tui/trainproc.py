@@ -165,9 +165,9 @@ def child_main(argv: list[str]) -> int:
     would: SIGINT saves a resumable checkpoint; plain lines go to the log."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # before any slow import
+    from malaria_tui.cli.exitcodes import ExitCode
+    from malaria_tui.cli.headless import run_training
     from malaria_tui.engine.errors import UserError
-    from malaria_tui.exitcodes import ExitCode
-    from malaria_tui.headless import run_training
 
     run = rd.RunDir(Path(argv[0]).resolve())
     resume = "--resume" in argv[1:]

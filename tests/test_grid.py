@@ -10,8 +10,8 @@ import tomllib
 
 import pytest
 
-from malaria_tui import grid_cli
 from malaria_tui.cli import ExitCode
+from malaria_tui.cli.commands import grid as grid_cli
 from malaria_tui.engine.errors import ConfigError
 from malaria_tui.engine.grid import search
 from malaria_tui.engine.grid import spec as gspec
@@ -125,7 +125,7 @@ def test_the_shipped_example_grid_is_valid():
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys, contextlib, io\n"
-        "from malaria_tui import grid_cli\n"
+        "from malaria_tui.cli.commands import grid as grid_cli\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    grid_cli.main(['--help'])\n"
         "grid_cli.main(['--config', 'configs/grid.toml', '--set', 'grid.max_trials=2', '--no-ui'])\n"

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from malaria_tui.exitcodes import ExitCode
+from malaria_tui.cli.exitcodes import ExitCode
 
 COMMANDS = ("resume", "evaluate", "data", "watch", "predict", "export", "grid")
 
@@ -164,7 +164,7 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("--out", metavar="PATH", help="where to write (default: RUN/export/...)")
         p.add_argument("--json", action="store_true")
     elif cmd == "grid":
-        from malaria_tui import grid_cli
+        from malaria_tui.cli.commands import grid as grid_cli
 
         p = grid_cli.add_arguments(
             _Parser(prog="malaria-tui grid", description=grid_cli.DESCRIPTION)
@@ -266,7 +266,7 @@ def _train(cfg, runs_dir, run, resume, stop, report):
 
 
 def _headless(job, plain: bool) -> int:
-    from malaria_tui.headless import run_training
+    from malaria_tui.cli.headless import run_training
 
     return run_training(job, plain)
 
@@ -293,7 +293,7 @@ def _cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        from malaria_tui.report import print_evaluation
+        from malaria_tui.cli.report import print_evaluation
 
         print_evaluation(result)
     return ExitCode.OK
@@ -308,7 +308,7 @@ def _cmd_data(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
     else:
-        from malaria_tui.report import print_data
+        from malaria_tui.cli.report import print_data
 
         print_data(info)
     return ExitCode.OK
@@ -334,7 +334,7 @@ def _cmd_predict(args) -> int:
 
             raise UserError("--explain needs a Keras model (a run directory or a .keras file)")
         write_overlays(model.model, x, [c.path for c in cells], Path(args.explain))
-    from malaria_tui.report import print_predictions
+    from malaria_tui.cli.report import print_predictions
 
     print_predictions(
         cells,
@@ -366,7 +366,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_grid(args) -> int:
-    from malaria_tui import grid_cli
+    from malaria_tui.cli.commands import grid as grid_cli
 
     return grid_cli.run(args)
 

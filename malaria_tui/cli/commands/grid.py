@@ -21,7 +21,7 @@ import math
 import sys
 import threading
 
-from malaria_tui.cli import ExitCode, _Parser
+from malaria_tui.cli.main import ExitCode, _Parser
 
 DESCRIPTION = (
     "Hyper-parameter search: every combination of the values in the config's [grid.values] "
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _headless(job, plain: bool) -> int:
     """Run the grid with progress on stdout; Ctrl+C or SIGTERM stops it at a checkpoint."""
-    from malaria_tui.stopping import run_headless
+    from malaria_tui.cli.stopping import run_headless
 
     def hint(printer: GridPrinter) -> str | None:
         if printer.grid_dir:  # a runtime fault in a trial: the grid is resumable
@@ -201,7 +201,7 @@ class GridPrinter:
             self.report = None
 
     def __call__(self, ev) -> None:
-        from malaria_tui.headless import PlainReporter, reporter
+        from malaria_tui.cli.headless import PlainReporter, reporter
 
         k = ev.kind
         if k == "grid_started":

@@ -141,8 +141,8 @@ def reporter(force_plain: bool = False) -> PlainReporter:
 def run_training(job, plain: bool, stop=None) -> int:
     """Run a training job with headless output; Ctrl+C or SIGTERM (or setting ``stop``) stops
     it at a checkpoint. Returns the exit code; ``UserError`` passes through."""
-    from malaria_tui.exitcodes import ExitCode
-    from malaria_tui.stopping import run_headless
+    from malaria_tui.cli.exitcodes import ExitCode
+    from malaria_tui.cli.stopping import run_headless
 
     run, stopped = run_headless(
         job, lambda: reporter(force_plain=plain), "training failed", stop=stop

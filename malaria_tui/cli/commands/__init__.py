@@ -1,0 +1,1 @@
+"""One module per ``malaria-tui`` command: its ``add_arguments`` and its ``run``."""
