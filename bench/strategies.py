@@ -83,7 +83,7 @@ def main() -> None:
             v = _Variant(cfg, prepared, strategy, jit, mixed)
             v.epoch(prepared, 0, n)  # warm-up: tracing, compilation, cache
             variants[name] = v
-        except Exception as e:  # noqa: BLE001 - report and keep benchmarking the others
+        except Exception as e:  # report and keep benchmarking the others
             failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
     rates = {k: [] for k in variants}
     for e in range(1, a.epochs + 1):

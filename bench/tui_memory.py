@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _keys import switch  # noqa: E402
+from _keys import switch
 
-from malaria_tui.engine import events as ev  # noqa: E402
-from malaria_tui.engine import rundir  # noqa: E402
-from malaria_tui.engine.config import Config  # noqa: E402
+from malaria_tui.engine import events as ev
+from malaria_tui.engine import rundir
+from malaria_tui.engine.config import Config
 
 STEPS = 1000  # batches per epoch
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 SAMPLE = REPO / "malaria_tui" / "sample_data"
 RGB = SHARED / "malaria-rgb" / "cell_images"
+# The installed ``malaria-tui`` command, as a person types it (its console script in this venv).
+_SCRIPT = Path(sys.executable).parent / "malaria-tui"
+MALARIA_TUI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "malaria_tui"]
 
 
 def copy_cells(dest: Path, per_class: int, step: int = 7) -> Path:

@@ -10,8 +10,7 @@ import tomllib
 
 import pytest
 
-from malaria_tui.cli import ExitCode
-from malaria_tui.cli.commands import grid as grid_cli
+from malaria_tui.cli import ExitCode, main
 from malaria_tui.engine.errors import ConfigError
 from malaria_tui.engine.grid import search
 from malaria_tui.engine.grid import spec as gspec
@@ -90,17 +89,17 @@ def test_a_bad_grid_is_one_line_naming_the_file_and_key(tmp_path, grid, expected
 def test_the_command_refuses_a_bad_grid_with_exit_2_and_creates_nothing(tmp_path, capsys):
     path = _file(tmp_path, '[grid.values]\n"optimizer.lr" = [0.001, 0.01]')
     runs = tmp_path / "runs"
-    code = grid_cli.main(["--config", str(path), "--no-ui", "--runs-dir", str(runs)])
+    code = main(["grid", "--config", str(path), "--no-ui", "--runs-dir", str(runs)])
     err = capsys.readouterr().err.strip()
     assert code == ExitCode.USAGE, err
     assert "\n" not in err and err.startswith("malaria-tui: ") and "optimizer.lr" in err
     assert str(path) in err and "optimizer.learning_rate" in err  # the file and a suggestion
     assert not runs.exists()
-    code = grid_cli.main(["--resume", str(runs.parent / "cells-or-anything"), "--no-ui"])
+    code = main(["grid", "--resume", str(runs.parent / "cells-or-anything"), "--no-ui"])
     assert code == ExitCode.USAGE and "no such grid directory" in capsys.readouterr().err
-    code = grid_cli.main(["--resume", str(path.parent.parent), "--no-ui"])
+    code = main(["grid", "--resume", str(path.parent.parent), "--no-ui"])
     assert code == ExitCode.USAGE and "not a grid directory" in capsys.readouterr().err
-    code = grid_cli.main(["--config", str(path), "--resume", str(tmp_path)])
+    code = main(["grid", "--config", str(path), "--resume", str(tmp_path)])
     assert code == ExitCode.USAGE and "not allowed with" in capsys.readouterr().err
 
 
@@ -125,10 +124,10 @@ def test_the_shipped_example_grid_is_valid():
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys, contextlib, io\n"
-        "from malaria_tui.cli.commands import grid as grid_cli\n"
+        "from malaria_tui.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-        "    grid_cli.main(['--help'])\n"
-        "grid_cli.main(['--config', 'configs/grid.toml', '--set', 'grid.max_trials=2', '--no-ui'])\n"
+        "    main(['grid', '--help'])\n"
+        "main(['grid', '--config', 'configs/grid.toml', '--set', 'grid.max_trials=2', '--no-ui'])\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'textual') if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -267,7 +266,7 @@ def test_a_2x2_grid_end_to_end(tmp_path, cells, capsys):
     argv = ["--config", str(path), "--no-ui", "--plain", "--runs-dir", str(runs)]
     for o in _overrides(cells):
         argv += ["--set", o]
-    code = grid_cli.main(argv)
+    code = main(["grid", *argv])
     out, err = capsys.readouterr()
     assert code == ExitCode.OK, err
     (grid_dir,) = runs.iterdir()
@@ -369,7 +368,7 @@ def test_an_interrupted_grid_resumes_without_retraining_finished_trials(tmp_path
     metrics_file = trials / tested[0] / "eval" / "metrics.json"
     stamp = metrics_file.stat().st_mtime_ns
     capsys.readouterr()
-    assert grid_cli.main(["--resume", str(first.path), "--no-ui", "--plain"]) == ExitCode.OK
+    assert main(["grid", "--resume", str(first.path), "--no-ui", "--plain"]) == ExitCode.OK
     out = capsys.readouterr().out
     assert "4 trials, 0 to run" in out and "rank  trial" in out
     assert metrics_file.stat().st_mtime_ns == stamp

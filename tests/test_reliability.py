@@ -309,7 +309,7 @@ def test_data_files_deleted_mid_run_fail_in_one_line_and_keep_the_checkpoint(
     """Every image is deleted at the first batch of epoch 2. Without a cache epoch 2 reads them
     again; with the memory cache (default) the test split is read for the first time by the
     final evaluation. Either way: one line naming the file, exit 1, the checkpoint kept."""
-    from malaria_tui.cli.main import _headless
+    from malaria_tui.cli.headless import run_training
     from malaria_tui.engine.training.trainer import train
 
     cells = copy_cells(tmp_path / "cells", 24)
@@ -337,7 +337,7 @@ def test_data_files_deleted_mid_run_fail_in_one_line_and_keep_the_checkpoint(
 
         return train(cfg, runs_dir=tmp_path / "runs", on_event=on_event, stop=stop)
 
-    code = _headless(job, plain=True)
+    code = run_training(job, plain=True)
     assert code == ExitCode.FAILED and not cells.exists()
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"a data file disappeared during training ({cells}{os.sep}")

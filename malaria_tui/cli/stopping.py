@@ -56,7 +56,7 @@ def run_headless(job, make_sink, failure: str, hint=lambda sink: None, stop=None
             return job(stop, sink), stop.is_set()
         except UserError:
             raise
-        except Exception as e:  # noqa: BLE001 - a runtime fault: one line, details with --verbose
+        except Exception as e:  # a runtime fault: one line, details with --verbose
             sink.close()
             reason = str(e) if isinstance(e, TrainingFailed) else explain_fault(e)
             print(f"malaria-tui: {failure}: {reason}", file=sys.stderr)

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from malaria_tui.tui import serve as serve_mod
+from tests.conftest import MALARIA_TUI
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(
@@ -128,12 +129,18 @@ def server(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    code = (
-        "from malaria_tui.tui.serve import serve; "
-        f"serve(host='127.0.0.1', port={port}, runs_dir={str(runs)!r})"
-    )
+    # Started as a person types it: the installed command, not the function.
     proc = subprocess.Popen(
-        [sys.executable, "-c", code],
+        [
+            *MALARIA_TUI,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--runs-dir",
+            str(runs),
+        ],
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
