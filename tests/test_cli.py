@@ -31,7 +31,8 @@ def test_help_does_not_import_tensorflow():
     code = (
         "import sys, contextlib, io\n"
         "from malaria_tui.cli import main\n"
-        "for argv in (['--help'], ['resume', '--help'], ['evaluate', '--help'], ['data', '--help'], ['watch', '--help'], ['predict', '--help'], ['export', '--help'], ['grid', '--help'], ['serve', '--help']):\n"
+        "from malaria_tui.cli.registry import COMMANDS\n"
+        "for argv in [['--help']] + [[name, '--help'] for name in COMMANDS]:\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'textual') if m in sys.modules))\n"
@@ -86,6 +87,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_headless_run_then_evaluate_then_data(tmp_path):
     cells = copy_cells(tmp_path / "cells", 24)
     runs = tmp_path / "runs"
@@ -136,6 +138,7 @@ def test_headless_run_then_evaluate_then_data(tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(tmp_path):
     cells = copy_cells(tmp_path / "cells", 24)

@@ -64,6 +64,7 @@ def test_config_file_fuzz(tmp_path_factory, text):
         assert str(path) in str(e) and "\n" not in str(e)
 
 
+@pytest.mark.slow
 def test_hostile_data_folder_trains_and_reports_skips(tmp_path):
     root = copy_cells(tmp_path / "d", 16)
     par, uni = root / "Parasitized", root / "Uninfected"
@@ -103,6 +104,7 @@ def test_unwritable_runs_dir_is_one_line(tmp_path, capsys, cells):
     assert code == ExitCode.USAGE and "cannot create the runs directory" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_keeps_the_last_checkpoint_and_log_usable(tmp_path):
     cells = copy_cells(tmp_path / "cells", 24)
     runs = tmp_path / "runs"
@@ -229,6 +231,7 @@ def _resumes_to_the_end(run, position) -> None:
     assert (start.start_epoch, start.start_step) == position and run.status() == "completed"
 
 
+@pytest.mark.slow
 def test_full_disk_mid_run_is_one_line_exit_1_and_the_last_checkpoint_survives(tmp_path):
     run = _interrupted_run(tmp_path)
     before = _states(run)
@@ -280,6 +283,7 @@ def test_disk_full_errors_are_named_from_python_and_from_tensorflow(tmp_path):
     assert line.startswith("disk full writing /dev/full; free space") and "memory" not in line
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_one_line_exit_1_and_nothing_half_written(tmp_path):
     """LeNet at 1024 px: its Dense kernel alone is 1032256 x 100 floats (413 MB) and the child
     may use 256 MB more than TensorFlow's start-up, so TensorFlow's allocator refuses it."""
@@ -302,6 +306,7 @@ def test_out_of_memory_is_one_line_exit_1_and_nothing_half_written(tmp_path):
     assert sorted(p.name for p in run.path.iterdir()) == ["config.toml", "events.jsonl"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache", ["none", "memory"])
 def test_data_files_deleted_mid_run_fail_in_one_line_and_keep_the_checkpoint(
     tmp_path, capsys, cache

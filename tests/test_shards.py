@@ -145,6 +145,7 @@ p._shard_set("train")
 """
 
 
+@pytest.mark.slow
 def test_a_killed_half_written_shard_set_is_detected_and_rewritten(cells, tmp_path):
     cache = tmp_path / "cache"
     folder = cache / "train.shards"
@@ -180,6 +181,7 @@ def test_a_killed_half_written_shard_set_is_detected_and_rewritten(cells, tmp_pa
     assert victim.stat().st_size > 100
 
 
+@pytest.mark.slow
 def test_tiny_training_run_with_shards_stops_resumes_and_finishes(cells, tmp_path):
     cfg = config.load(
         None,

@@ -140,6 +140,7 @@ def _curve(epochs: list[dict], keys=("loss", "auc", "accuracy", "tp", "fp", "val
     return np.array([[e[k] for k in keys] for e in epochs])
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_matches_one_device_with_the_same_global_batch(tmp_path):
     cells = copy_cells(tmp_path / "cells", 30)  # 47 training images: 3 steps of 16, last 15
     base = [*TINY, "data.limit=0", "train.epochs=2", *DETERMINISTIC]
@@ -194,6 +195,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_two_local_processes_only_the_chief_writes(tmp_path):
     cells = copy_cells(tmp_path / "cells", 30)
     base = [*TINY, "data.limit=0", "data.batch_size=8"]
@@ -244,6 +246,7 @@ def test_multi_worker_two_local_processes_only_the_chief_writes(tmp_path):
     assert not any((tmp_path / "tmp0").iterdir())
 
 
+@pytest.mark.slow
 def test_mixed_precision_on_cpu_is_bfloat16_and_the_best_model_loads_back(tmp_path, cells):
     import keras
 
@@ -265,6 +268,7 @@ def test_mixed_precision_on_cpu_is_bfloat16_and_the_best_model_loads_back(tmp_pa
     assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
 
 
+@pytest.mark.slow
 def test_xla_custom_loop_trains(tmp_path, cells):
     events = []
     cfg = config.load(

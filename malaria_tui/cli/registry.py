@@ -69,13 +69,11 @@ def _overview() -> str:
 
 
 def synopsis(name: str) -> str:
-    """The usage line as a person types it: positionals first, without ``-h``/``--verbose``
-    (every command has those)."""
+    """The usage line on one line, without ``-h``/``--verbose`` (every command has those)."""
     p = build_parser(name)
     shown = [a for a in p._actions if a.dest not in ("help", "verbose")]
-    ordered = [a for a in shown if not a.option_strings] + [a for a in shown if a.option_strings]
     formatter = argparse.HelpFormatter(prog=p.prog, width=10_000)
-    formatter.add_usage(None, ordered, p._mutually_exclusive_groups, prefix="")
+    formatter.add_usage(None, shown, p._mutually_exclusive_groups, prefix="")
     return formatter.format_help().strip()
 
 
