@@ -18,14 +18,14 @@ def main() -> None:
     from malaria_tui.engine import rundir
     from malaria_tui.engine.data import pipeline
     from malaria_tui.engine.evaluation import measures
-    from malaria_tui.engine.evaluation.score_run import load_best
+    from malaria_tui.engine.evaluation.score_run import load_best, predict
 
     run = rundir.open_run(sys.argv[1])
     cfg = run.load_config()
     model = load_best(run)
     prepared = pipeline.prepare(cfg)
     for tta in (False, True):
-        y, p = measures.predict(model, prepared.eval_dataset("val"), tta=tta)
+        y, p = predict(model, prepared.eval_dataset("val"), tta=tta)
         m = measures.binary_metrics(y, p, 0.5)
         print(
             f"val {'TTA x8' if tta else 'plain '}: AUC {m['auc']:.4f}  accuracy {m['accuracy']:.4f}  (n {m['n']})"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from malaria_tui.engine import augment, config
+from malaria_tui.engine import config
+from malaria_tui.engine.data import augment
 from malaria_tui.engine.tfenv import tf
 from tests.conftest import SAMPLE
 

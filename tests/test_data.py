@@ -118,3 +118,38 @@ def test_autotune_is_off_unless_asked_and_never_changes_the_batches(tmp_path):
     for (xa, ya), (xb, yb) in zip(batches[False], batches[True], strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
+
+
+def test_the_description_shows_the_split_a_run_trains_on():
+    """``malaria-tui data`` and the Dataset screen describe the very split that training uses,
+    ``data.limit`` included."""
+    from malaria_tui.engine import config
+    from malaria_tui.engine.data import pipeline
+    from malaria_tui.engine.data.describe import describe_source
+
+    cfg = config.load(None, ["data.limit=300"])
+    prepared = pipeline.prepare(cfg)
+    quick = describe_source(cfg, check_images=False, size_probe=50, open_tfds=False)
+    assert quick.parts == prepared.split_records and quick.counts == prepared.counts
+    assert len(quick.records) == 1500 and quick.found["total"] == 1500  # the gallery: all
+    assert quick.sizes is not None and 50 <= quick.sizes.probed <= 100
+    full = describe_source(cfg).to_dict()
+    assert full["total"] == 300 and full["split"] == prepared.split_mode
+    assert full["sizes"]["width"] == {"min": 50, "median": 50, "max": 50}
+    assert full["sizes"]["modes"] == {"L": 300} and full["groups"] <= 170
+
+
+def test_folder_sources_are_described_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from malaria_tui.engine import config\n"
+        "from malaria_tui.tui.datasource import load_info\n"
+        "from malaria_tui.tui.eval_results import at_threshold, load\n"
+        "info = load_info(config.load(None, []))\n"
+        "assert len(info.records) == 1500 and not info.error, info.error\n"
+        "assert not {'tensorflow', 'keras', 'sklearn'} & set(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

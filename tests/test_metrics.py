@@ -70,3 +70,32 @@ def test_auc_shares_are_each_cells_wrongly_ranked_pairs_and_sum_to_the_shortfall
     assert abs(shares[Y == 1].sum() - shortfall) < 1e-12
     assert abs(shares[Y == 0].sum() - shortfall) < 1e-12
     assert not measures.auc_shares(np.ones(3), [0.1, 0.5, 0.9]).any()  # one class: no pairs
+
+
+def test_roc_points_are_scikit_learns_curve_without_scikit_learn():
+    import warnings
+
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(1)
+    for n, decimals in [(400, 2), (7, 1), (30, 0), (1, 3)]:
+        y, p = rng.integers(0, 2, n), np.round(rng.random(n), decimals)  # ties, one class too
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns where a rate is undefined
+            fpr, tpr, thr = roc_curve(y, p)
+        ref = np.stack([fpr, tpr, np.minimum(thr, 1.0)], axis=1)
+        np.testing.assert_array_equal(np.array(measures.roc_points(y, p)), ref)
+    assert measures.roc_points([], []) == []
+
+
+def test_a_rate_without_cells_to_count_is_undefined_not_zero():
+    no_parasitized = measures.binary_metrics([0, 0, 0], [0.1, 0.7, 0.2], 0.5)
+    assert np.isnan(no_parasitized["sensitivity"]) and np.isnan(no_parasitized["auc"])
+    assert no_parasitized["specificity"] == 2 / 3 and no_parasitized["f1"] == 0.0
+    nobody_called = measures.binary_metrics(Y, P, 1.1)
+    assert np.isnan(nobody_called["ppv"]) and nobody_called["sensitivity"] == 0.0
+    nothing = measures.binary_metrics([], [], 0.5)
+    assert nothing["n"] == 0 and all(
+        np.isnan(nothing[k]) for k in ("accuracy", "sensitivity", "specificity", "f1")
+    )
+    assert np.isnan(measures.patient_level([], [], [], 0.5)["mean_accuracy"])

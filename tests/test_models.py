@@ -19,13 +19,13 @@ def test_builds_at_odd_size_and_outputs_probabilities(name):
 
 @pytest.mark.parametrize("name", ["cellnet", "lenet", "lenet_subclassed"])
 def test_saved_model_loads_back_in_safe_mode(tmp_path, name):
-    import keras
+    from malaria_tui.engine.models.loading import load_keras
 
     cfg = config.load(None, [f'model.name="{name}"', "data.image_size=40", "model.width=8"])
     model = registry.build_model(cfg)
     x = np.random.default_rng(1).random((3, 40, 40, 3), dtype=np.float32)
     model.save(tmp_path / "m.keras")
-    back = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    back = load_keras(tmp_path / "m.keras")
     np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-6)
 
 

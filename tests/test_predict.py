@@ -1,4 +1,6 @@
-"""predict, Grad-CAM, thresholds and export on a tiny real model and real cells."""
+"""predict, Grad-CAM, thresholds and export on a tiny real model and real cells.
+
+The model is trained once (``tiny_run``), so every test that uses it is slow."""
 
 import json
 import shutil
@@ -8,8 +10,7 @@ import pytest
 
 from malaria_tui.cli import ExitCode, main
 from malaria_tui.engine import explain
-from malaria_tui.engine.errors import UserError
-from malaria_tui.engine.inference import diagnose, predictor
+from malaria_tui.engine.inference import diagnose, predictor, tta
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +18,14 @@ def model(tiny_run):
     return predictor.load(tiny_run.path)
 
 
+@pytest.mark.slow
 def test_run_threshold_and_colour_handling(model, tiny_run):
     chosen = json.loads((tiny_run.eval_dir / "metrics.json").read_text())["thresholds"]
     assert model.threshold == chosen["sensitivity_target"] and model.color == "gray"
     assert predictor.load(tiny_run.path, "youden").threshold == chosen["youden"]
 
 
+@pytest.mark.slow
 def test_predict_rgb_crops_of_any_size_with_a_summary_per_folder(model, rgb_dir, tmp_path):
     folder = tmp_path / "slide"
     shutil.copytree(rgb_dir, folder)
@@ -41,14 +44,15 @@ def test_predict_rgb_crops_of_any_size_with_a_summary_per_folder(model, rgb_dir,
         assert f.ci_low <= f.parasitemia <= f.ci_high
 
 
+@pytest.mark.slow
 def test_tta_is_the_mean_over_the_eight_symmetries(model, rgb_dir):
     files, _ = diagnose.collect([str(rgb_dir / "Parasitized")])
     x, _, _ = diagnose.load_images(files[:4], model.image_size, gray=True)
     manual = np.mean(
-        [model.probabilities(np.ascontiguousarray(v)) for v in diagnose.dihedral(x)], axis=0
+        [model.probabilities(np.ascontiguousarray(v)) for v in tta.dihedral(x)], axis=0
     )
     np.testing.assert_allclose(diagnose.probabilities(model, x, tta=True), manual, atol=1e-6)
-    assert len({v.tobytes() for v in diagnose.dihedral(x)}) == 8
+    assert len({v.tobytes() for v in tta.dihedral(x)}) == 8
 
 
 def test_wilson_interval():
@@ -57,6 +61,7 @@ def test_wilson_interval():
     assert diagnose.wilson(0, 20)[0] == 0.0 and diagnose.wilson(20, 20)[1] == 1.0
 
 
+@pytest.mark.slow
 def test_gradcam_maps_and_overlays(model, rgb_dir, tmp_path):
     files, _ = diagnose.collect([str(rgb_dir / "Parasitized")])
     x, ok, _ = diagnose.load_images(files[:3], model.image_size, gray=True)
@@ -67,6 +72,7 @@ def test_gradcam_maps_and_overlays(model, rgb_dir, tmp_path):
     assert len(out) == 3 and all(p.stat().st_size > 0 for p in out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fmt, quantize", [("keras", None), ("savedmodel", None), ("tflite", None), ("tflite", "int8")]
 )
@@ -89,6 +95,7 @@ def test_exports_agree_with_the_original_and_predict_reads_them(
         assert report["max_abs_diff"] <= 1e-4 and diff <= 1e-4
 
 
+@pytest.mark.slow
 def test_bad_models_and_paths_are_one_line_errors(tmp_path, capsys, tiny_run, rgb_dir):
     fake = tmp_path / "fake.keras"
     fake.write_text("not a model")
@@ -107,19 +114,7 @@ def test_bad_models_and_paths_are_one_line_errors(tmp_path, capsys, tiny_run, rg
         assert needle in err and "\n" not in err
 
 
-def test_lambda_layers_are_refused_by_safe_mode(tmp_path):
-    import keras
-
-    inp = keras.Input((32, 32, 3))
-    out = keras.layers.Dense(1, activation="sigmoid")(
-        keras.layers.Lambda(lambda t: t * 2.0)(keras.layers.Flatten()(inp))
-    )
-    path = tmp_path / "lambda.keras"
-    keras.Model(inp, out).save(path)
-    with pytest.raises(UserError, match="arbitrary Python code"):
-        predictor.load(path)
-
-
+@pytest.mark.slow
 def test_predict_cli_csv(tiny_run, rgb_dir, capsys, tmp_path):
     assert (
         main(

@@ -34,6 +34,23 @@ def print_evaluation(r: dict) -> None:
         )
 
 
+def _sizes(s: dict) -> str:
+    """``50x50 px, 1500 grayscale`` or ``width 40-130 (median 85) px, ...``: short and exact."""
+    w, h = s["width"], s["height"]
+    if w["min"] == w["max"] and h["min"] == h["max"]:
+        size = f"{w['min']}x{h['min']} px"
+    else:
+        size = ", ".join(
+            f"{name} {d['min']}-{d['max']} (median {d['median']:g})"
+            for name, d in (("width", w), ("height", h))
+        )
+    kinds = ", ".join(f"{n} {_MODE_NAMES.get(m, m)}" for m, n in s["modes"].items())
+    return f"{size}; {kinds}"
+
+
+_MODE_NAMES = {"L": "grayscale", "RGB": "colour", "RGBA": "colour with alpha", "P": "palette"}
+
+
 def print_data(info: dict) -> None:
     c = Console()
     c.print(
@@ -50,12 +67,7 @@ def print_data(info: dict) -> None:
         )
     c.print(t)
     if "groups" in info:
-        s = info["sizes"]
-        c.print(
-            f"patient groups: {info['groups']}; width {s['width']['min']}-{s['width']['max']} "
-            f"(median {s['width']['median']}), height {s['height']['min']}-{s['height']['max']} "
-            f"(median {s['height']['median']}); modes {s['modes']}"
-        )
+        c.print(f"patient groups: {info['groups']}; {_sizes(info['sizes'])}", highlight=False)
     if info["skipped"]:
         c.print(
             f"[yellow]skipped {len(info['skipped'])} unreadable file(s)[/], e.g. {info['skipped'][0]['path']}: {info['skipped'][0]['why']}"

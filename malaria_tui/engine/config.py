@@ -7,6 +7,7 @@ as one line. Field defaults *are* ``configs/default.toml`` (a test keeps the two
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,7 +49,7 @@ class DataConfig(_Section):
     autotune: bool = False
 
     @model_validator(mode="after")
-    def _fractions_sum(self):
+    def _fractions_sum(self) -> DataConfig:
         if len(self.fractions) != 3:
             raise ValueError("data.fractions needs three numbers: [train, val, test]")
         if abs(sum(self.fractions) - 1.0) > 1e-6:
@@ -106,7 +107,7 @@ class LossConfig(_Section):
     label_smoothing: Prob = 0.0
 
     @model_validator(mode="after")
-    def _focal_gamma_positive(self):
+    def _focal_gamma_positive(self) -> LossConfig:
         # Keras' focal factor (1 - p)**gamma has a NaN gradient at gamma 0 (0 * log 0):
         # measured, a run died at step 108. Gamma 0 is plain cross-entropy anyway.
         if self.name == "focal" and self.gamma == 0:
@@ -148,7 +149,7 @@ class TrainConfig(_Section):
 
     @field_validator("jit_compile")
     @classmethod
-    def _jit_auto_or_bool(cls, v):
+    def _jit_auto_or_bool(cls, v: bool | str) -> bool | str:
         if isinstance(v, str) and v != "auto":
             raise ValueError("must be auto, true or false")
         return v
@@ -239,7 +240,9 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
 
 
-def build(tree: dict | None = None, overrides: list[str] = (), where: str = "config") -> Config:
+def build(
+    tree: dict[str, Any] | None = None, overrides: Sequence[str] = (), where: str = "config"
+) -> Config:
     tree = dict(tree or {})
     overridden = set()
     for text in overrides:
@@ -258,7 +261,7 @@ def build(tree: dict | None = None, overrides: list[str] = (), where: str = "con
         raise ConfigError(_format_error(e, src)) from None
 
 
-def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def load(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """The config for a run: defaults, then the file (if any), then ``--set`` overrides."""
     tree = read_toml(path) if path else {}
     return build(tree, overrides, where=str(path) if path else "config")

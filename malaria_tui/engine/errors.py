@@ -17,5 +17,15 @@ class RunDirError(UserError):
     """A path given as a run directory is not one (or is busy)."""
 
 
+class ModelFileError(UserError):
+    """A saved model is missing, damaged, of another kind, or refused as unsafe to load."""
+
+
 class TrainingFailed(Exception):
     """Training stopped for a numerical or runtime reason (exit code 1)."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as ``Type: first line`` (cut short), to quote inside a one-line message."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__

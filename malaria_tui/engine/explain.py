@@ -7,14 +7,16 @@ pretrained backbone, and the gradient of P(Parasitized) with respect to it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from malaria_tui.engine.errors import UserError
+from malaria_tui.engine.tfenv import KerasModel
 from malaria_tui.engine.tfenv import tf as _tf
 
 
-def _last_conv(model):
+def _last_conv(model: KerasModel) -> Any:
     for layer in reversed(model.layers):
         try:
             shape = layer.output.shape
@@ -25,7 +27,7 @@ def _last_conv(model):
     return None
 
 
-def _cam_model(model):
+def _cam_model(model: KerasModel) -> KerasModel:
     import keras
 
     if not getattr(model, "inputs", None):
@@ -38,7 +40,7 @@ def _cam_model(model):
     raise UserError("explain: the model has no convolutional layer to explain")
 
 
-def gradcam(model, x: np.ndarray) -> np.ndarray:
+def gradcam(model: KerasModel, x: np.ndarray) -> np.ndarray:
     """Heat maps in [0,1], shape (N, H, W), for float images (N, H, W, 3)."""
     tf = _tf()
     cam_model = _cam_model(model)
@@ -70,7 +72,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarr
 
 
 def write_overlays(
-    model, x: np.ndarray, paths: list[Path], out_dir: Path, scale: int = 4
+    model: KerasModel, x: np.ndarray, paths: list[Path], out_dir: Path, scale: int = 4
 ) -> list[Path]:
     """One PNG per image: the cell and its Grad-CAM overlay side by side, enlarged ``scale`` x."""
     from PIL import Image

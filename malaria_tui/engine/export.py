@@ -8,20 +8,26 @@ A ``<export>.malaria.json`` sidecar carries the image size and the run's thresho
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from malaria_tui.engine import atomic, rundir
+from malaria_tui.engine.config import Config
 from malaria_tui.engine.errors import UserError
 from malaria_tui.engine.evaluation import measures
+from malaria_tui.engine.tfenv import KerasModel
 from malaria_tui.engine.tfenv import tf as _tf
 
 FORMATS = ("keras", "savedmodel", "tflite")
 
 
-def _test_images(cfg, limit: int = 512):
+def _test_images(cfg: Config, limit: int = 512) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Up to ``limit`` test images and labels as arrays, and the prepared data."""
     from malaria_tui.engine.data import pipeline
 
     prepared = pipeline.prepare(cfg)
@@ -34,8 +40,10 @@ def _test_images(cfg, limit: int = 512):
     return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit], prepared
 
 
-def _representative(prepared, n: int = 200):
-    def gen():
+def _representative(prepared: Any, n: int = 200) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Training images, one by one, for int8 calibration."""
+
+    def gen() -> Iterator[list[np.ndarray]]:
         count = 0
         for x, _ in prepared.train_epoch(0, augment=False):
             for img in np.asarray(x):
@@ -47,7 +55,9 @@ def _representative(prepared, n: int = 200):
     return gen
 
 
-def export_run(run_path, fmt: str, out: str | None = None, quantize: str | None = None) -> dict:
+def export_run(
+    run_path: str | os.PathLike[str], fmt: str, out: str | None = None, quantize: str | None = None
+) -> dict[str, Any]:
     """Write the export and return a report: path, size, agreement with the original."""
     from malaria_tui.engine.evaluation.score_run import load_best, run_thresholds
     from malaria_tui.engine.inference import predictor as pr
@@ -111,7 +121,7 @@ def export_run(run_path, fmt: str, out: str | None = None, quantize: str | None 
         raise
 
 
-def check(model, dest: Path, cfg, quantized: bool) -> dict:
+def check(model: KerasModel, dest: Path, cfg: Config, quantized: bool) -> dict[str, Any]:
     from malaria_tui.engine.inference import predictor as pr
 
     x, y, _ = _test_images(cfg)

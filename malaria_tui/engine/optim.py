@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
+from malaria_tui.engine.config import LossConfig, OptimizerConfig
 
-def build_loss(lc):
+
+def build_loss(lc: LossConfig) -> Any:
     if lc.name == "focal":
         return keras.losses.BinaryFocalCrossentropy(
             apply_class_balancing=True,
@@ -16,7 +20,8 @@ def build_loss(lc):
     return keras.losses.BinaryCrossentropy(label_smoothing=lc.label_smoothing)
 
 
-def build_schedule(oc, steps_per_epoch: int, epochs: int):
+def build_schedule(oc: OptimizerConfig, steps_per_epoch: int, epochs: int) -> Any:
+    """The learning rate: a number, or a Keras schedule of the step."""
     lr = oc.learning_rate
     if oc.schedule == "constant":
         return lr
@@ -33,7 +38,7 @@ def build_schedule(oc, steps_per_epoch: int, epochs: int):
     return keras.optimizers.schedules.CosineDecay(lr, total)
 
 
-def build_optimizer(oc, steps_per_epoch: int, epochs: int):
+def build_optimizer(oc: OptimizerConfig, steps_per_epoch: int, epochs: int) -> Any:
     return keras.optimizers.Adam(
         learning_rate=build_schedule(oc, steps_per_epoch, epochs),
         use_ema=oc.ema > 0,

@@ -18,10 +18,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from malaria_tui.engine import atomic
 from malaria_tui.engine.errors import RunDirError
-from malaria_tui.engine.events import TERMINAL_KINDS, Event, from_json, to_json
+from malaria_tui.engine.events import TERMINAL_KINDS, Event, RunFinished, from_json, to_json
+
+if TYPE_CHECKING:
+    from malaria_tui.engine.config import Config
 
 CONFIG = "config.toml"
 EVENTS = "events.jsonl"
@@ -60,7 +64,7 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
-    def load_config(self):
+    def load_config(self) -> Config:
         from malaria_tui.engine import config
 
         return config.load(self.config_path)
@@ -70,7 +74,7 @@ class RunDir:
 
     def status(self) -> str:
         """``running``, ``completed``, ``early_stopped``, ``failed``, ``interrupted`` or ``stale``."""
-        last = None
+        last: Event | None = None
         for ev in self.events():
             if ev.kind in TERMINAL_KINDS:
                 last = ev
@@ -78,7 +82,7 @@ class RunDir:
                 last = None
         if last is None:
             return "running" if lock_holder(self.path) else "stale"
-        if last.kind == "run_finished":
+        if isinstance(last, RunFinished):
             return last.status
         return "failed" if last.kind == "run_failed" else "interrupted"
 

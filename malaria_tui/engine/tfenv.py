@@ -10,6 +10,16 @@ import gc
 import logging
 import os
 import threading
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+# TensorFlow and Keras ship no type information mypy can use: their objects are ``Any``, and
+# these names say which kind of object an ``Any`` holds.
+Tensor: TypeAlias = Any  # a tf.Tensor (or anything tf.convert_to_tensor takes)
+Dataset: TypeAlias = Any  # a tf.data.Dataset
+KerasModel: TypeAlias = Any  # a keras.Model
+Strategy: TypeAlias = Any  # a tf.distribute.Strategy
+Shape: TypeAlias = Sequence[Any]  # a Keras shape: ints, None where unknown (the batch)
 
 _lock = threading.Lock()
 _verbose = False
@@ -32,14 +42,14 @@ def quiet_env() -> None:
 _frozen = False  # gc.freeze() done after TensorFlow's import
 
 
-def tf():
+def tf() -> Any:
     """The ``tensorflow`` module, imported (once) with logging tamed.
 
     The first call also freezes the garbage collector's view of every object alive then
     (``gc.freeze``), whoever imported TensorFlow first (``import keras`` does too): TensorFlow
-    and Keras bring ~320,000 long-lived objects, and each full collection walked them all,
-    150 ms at idle and 300 ms under training load, a pause of the TUI's event loop (a
-    keypress) or of the training thread. They never become garbage.
+    and Keras bring hundreds of thousands of long-lived objects that never become garbage, and
+    every full collection would walk them all, pausing the TUI's event loop (a keypress) or
+    the training thread.
     """
     global _frozen
     with _lock:
@@ -83,4 +93,4 @@ def divert_native_stderr(log_path: str | os.PathLike | None = None) -> None:
     except OSError:  # pragma: no cover - no fd 2 at all (some daemons)
         return
     sys.stderr = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
-    divert_native_stderr._done = True
+    divert_native_stderr._done = True  # type: ignore[attr-defined]  # read by tui/terminal.py

@@ -10,15 +10,20 @@ memory).
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from malaria_tui.engine.config import AugmentConfig, Config
+from malaria_tui.engine.data import augment as aug
 from malaria_tui.engine.data import records as rec
 from malaria_tui.engine.data import shards, splits
+from malaria_tui.engine.data.images import load_pil, resize_uint8
+from malaria_tui.engine.data.shards import ShardSet
 from malaria_tui.engine.errors import DataError
+from malaria_tui.engine.tfenv import Dataset, Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 
 
@@ -32,24 +37,24 @@ class Prepared:
     batch_size: int
     seed: int
     counts: dict[str, dict[str, int]]  # split -> {"Parasitized": n, "Uninfected": n, "total": n}
-    split_records: dict[str, list[rec.Record]] | None  # None for TFDS (no file names)
+    split_records: splits.Splits | None  # None for TFDS (no file names)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cache: str = "memory"  # memory | disk | shards (both need use_disk_cache) | none
     shards: int = 16  # cache = shards: files per split
     shuffle_buffer: int = 10_000  # cache = shards: examples held by the training shuffle
     color: str = "rgb"  # gray: every image is reduced to luminance (set when the data is grayscale)
     autotune: bool = False  # tf.data autotuning of the datasets handed out (see _finish)
-    _cached: dict = field(default_factory=dict, repr=False)
-    _augment_cfg: object = None
+    _cached: dict[str, Dataset] = field(default_factory=dict, repr=False)
+    _augment_cfg: AugmentConfig | None = None
     _cache_dir: Path | None = None
-    _tfds_splits: dict | None = None
-    _shard_sets: dict = field(default_factory=dict, repr=False)
+    _tfds_splits: dict[str, Dataset] | None = None
+    _shard_sets: dict[str, ShardSet] = field(default_factory=dict, repr=False)
 
     @property
     def steps_per_epoch(self) -> int:
         return max(1, -(-self.counts["train"]["total"] // self.batch_size))
 
-    def base(self, split: str):
+    def base(self, split: str) -> Dataset:
         """The decoded, resized, cached uint8 examples of one split in record order (built once).
 
         ``shards`` without a cache folder (``use_disk_cache``) streams from the files uncached:
@@ -67,7 +72,7 @@ class Prepared:
             self._cached[split] = ds
         return self._cached[split]
 
-    def _source(self, split: str, order=None):
+    def _source(self, split: str, order: np.ndarray | None = None) -> Dataset:
         """Decoded, resized, uncached ``(image, label)`` of a split, in record order or (folder
         sources) in ``order``."""
         tf = _tf()
@@ -76,6 +81,7 @@ class Prepared:
                 lambda im, y: (resize_uint8(im, self.image_size, self.color == "gray"), y),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
+        assert self.split_records is not None  # a folder source: records, not TFDS splits
         recs = self.split_records[split]
         if order is not None:
             recs = [recs[i] for i in order]
@@ -84,7 +90,7 @@ class Prepared:
     def _sharded(self) -> bool:
         return self.cache == "shards" and self._cache_dir is not None
 
-    def _shard_set(self, split: str) -> shards.ShardSet:
+    def _shard_set(self, split: str) -> ShardSet:
         """The split's TFRecord shards under the cache folder, written on first use.
 
         The train split is written in a permutation fixed by the seed, so that each shard is a
@@ -102,16 +108,17 @@ class Prepared:
                 self.source, split, n, self.image_size, self.color, self.shards, self.seed, what
             )
 
-            def source():
+            def source() -> Dataset:
                 ds = self._source(split, order)
                 idx = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
                 return tf.data.Dataset.zip(ds, idx).map(lambda ex, i: (ex[0], ex[1], i))
 
+            assert self._cache_dir is not None  # _sharded()
             folder = self._cache_dir / f"{split}.shards"
             self._shard_sets[split] = shards.ensure(folder, key, source, n, self.shards)
         return self._shard_sets[split]
 
-    def train_epoch(self, epoch: int, skip_batches: int = 0, augment: bool = True):
+    def train_epoch(self, epoch: int, skip_batches: int = 0, augment: bool = True) -> Dataset:
         """Batches of epoch ``epoch``: shuffled and augmented as a function of (seed, epoch)."""
         tf = _tf()
         n = self.counts["train"]["total"]
@@ -126,11 +133,11 @@ class Prepared:
             )
         ds = ds.enumerate()
 
-        def per_image(i, ex):
+        def per_image(i: Tensor, ex: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
             image, label = ex
             x = tf.cast(image, tf.float32) / 255.0
             if augment and cfg is not None:
-                x = _augment().augment_image(
+                x = aug.augment_image(
                     x, tf.stack([tf.constant(self.seed, tf.int64), epoch * 1_000_003 + i]), cfg
                 )
             return x, label
@@ -139,7 +146,7 @@ class Prepared:
         ds = ds.batch(self.batch_size)
         if augment and cfg is not None and (cfg.mixup.enabled or cfg.cutmix.enabled):
             ds = ds.enumerate().map(
-                lambda b, xy: _augment().mix_batch(
+                lambda b, xy: aug.mix_batch(
                     xy[0],
                     xy[1],
                     tf.stack([tf.constant(self.seed + 1, tf.int64), epoch * 100_003 + b]),
@@ -155,7 +162,7 @@ class Prepared:
             ds = ds.skip(skip_batches)
         return self._finish(ds)
 
-    def eval_dataset(self, split: str):
+    def eval_dataset(self, split: str) -> Dataset:
         """Unshuffled, unaugmented batches, in the order of ``split_records[split]``."""
         tf = _tf()
         ds = self.base(split).map(
@@ -164,14 +171,13 @@ class Prepared:
         ds = ds.batch(self.batch_size).map(lambda x, y: (x, tf.reshape(y, [-1, 1])))
         return self._finish(ds)
 
-    def _finish(self, ds):
+    def _finish(self, ds: Dataset) -> Dataset:
         """Prefetch, and tf.data autotuning only when asked for.
 
         With autotuning on, destroying an epoch's iterator waits for the autotuner's thread to
-        wake up: measured on the 2-core CPU box, 4 of 11 epochs stopped dead for ~10 s at their
-        end (py-spy: ``RootDataset::Iterator::~Iterator`` waiting on that thread), a quarter
-        of the run's time. Off, ``AUTOTUNE`` parallelism stays at min(16, CPU cores) and the
-        prefetch buffer keeps its own (legacy) sizing, which kept up with the model here.
+        wake up (``RootDataset::Iterator::~Iterator``), so many epochs end in a long stall on a
+        small CPU machine. Off, ``AUTOTUNE`` parallelism stays at min(16, CPU cores) and the
+        prefetch buffer keeps its own (legacy) sizing, which keeps up with these models.
         """
         tf = _tf()
         options = tf.data.Options()
@@ -195,64 +201,11 @@ def _fresh_disk_cache(cache_dir: Path, split: str) -> Path:
     return prefix
 
 
-def _augment():
-    from malaria_tui.engine import augment
-
-    return augment
-
-
 def _derive(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
 
 
-def resize_uint8(image, size: int, gray: bool = False):
-    """Any HxWxC uint8 image to size x size x 3 uint8 (gray expanded, alpha dropped).
-
-    ``gray`` turns colour input into luminance first (ITU-R 601, as Pillow's ``convert("L")``),
-    so a model trained on grayscale cells sees colour crops the way it was trained.
-    """
-    tf = _tf()
-    image = tf.convert_to_tensor(image)
-    if image.shape.rank == 2:
-        image = image[..., None]
-    c = tf.shape(image)[-1]
-    image = tf.cond(
-        c == 1, lambda: tf.image.grayscale_to_rgb(image[..., :1]), lambda: image[..., :3]
-    )
-    image.set_shape([None, None, 3])
-    if gray:
-        image = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))
-    out = tf.image.resize(
-        tf.cast(image, tf.float32), [size, size], method="bilinear", antialias=True
-    )
-    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
-
-
-def to_model_input(image: np.ndarray, size: int, gray: bool = False):
-    """One in-memory image (any size; gray, RGB or RGBA; uint8 or uint16) as a float model input."""
-    tf = _tf()
-    arr = np.asarray(image)
-    if arr.dtype == np.uint16:
-        arr = (arr / 257).astype(np.uint8)
-    elif arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return tf.cast(resize_uint8(arr, size, gray), tf.float32) / 255.0
-
-
-def load_pil(path: str) -> np.ndarray:
-    """Decode any Pillow-readable file (TIFF, 16-bit PNG, palette, CMYK...) to uint8 RGB."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale 0..65535 to 0..255
-            arr = (
-                (np.clip(np.asarray(im, dtype=np.float64), 0, 65535) / 257).round().astype(np.uint8)
-            )
-            return np.stack([arr] * 3, axis=-1)
-        return np.asarray(im.convert("RGB"))
-
-
-def _file_dataset(records: list[rec.Record], size: int, gray: bool = False):
+def _file_dataset(records: list[rec.Record], size: int, gray: bool = False) -> Dataset:
     tf = _tf()
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
@@ -262,14 +215,14 @@ def _file_dataset(records: list[rec.Record], size: int, gray: bool = False):
     )
     if all(Path(p).suffix.lower() in rec.TF_DECODABLE for p in paths):
 
-        def load(path, label):
+        def load(path: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
             raw = tf.io.read_file(path)
             image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
             return resize_uint8(image, size, gray), label
 
     else:
 
-        def load(path, label):
+        def load(path: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
             image = tf.numpy_function(lambda p: load_pil(os.fsdecode(p)), [path], tf.uint8)
             image.set_shape([None, None, 3])
             return resize_uint8(image, size, gray), label
@@ -277,60 +230,25 @@ def _file_dataset(records: list[rec.Record], size: int, gray: bool = False):
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _limit(records: list[rec.Record], limit: int, seed: int) -> list[rec.Record]:
-    """A class-balanced random subset of ``limit`` images (for quick runs and tests)."""
-    if not limit or limit >= len(records):
-        return records
-    rng = random.Random(seed)
-    out = []
-    for label in (0, 1):
-        items = sorted((r for r in records if r.label == label), key=lambda r: r.path)
-        rng.shuffle(items)
-        out += items[: limit // 2 + (limit % 2 if label == 1 else 0)]
-    return sorted(out, key=lambda r: r.path)
-
-
-def _counts(split_records: dict[str, list[rec.Record]]) -> dict[str, dict[str, int]]:
-    out = {}
-    for s, rs in split_records.items():
-        pos = sum(r.label for r in rs)
-        out[s] = {
-            "Parasitized": pos,
-            "Uninfected": len(rs) - pos,
-            "total": len(rs),
-            "groups": len({r.group for r in rs}),
-        }
-    return out
-
-
-def resolve_source(source: str) -> tuple[str, str | None]:
-    kind, arg = rec.parse_spec(source)
-    if kind == "sample":
-        return "folder", str(rec.sample_root())
-    return kind, arg
-
-
-def prepare(config) -> Prepared:
+def prepare(config: Config) -> Prepared:
     """Scan, split and describe the data of a run; datasets are built lazily from the result."""
     d = config.data
-    kind, arg = resolve_source(d.source)
+    kind, root = rec.locate(d.source)
     if kind == "tfds":
-        return _prepare_tfds(config, arg)
-    scan = rec.scan_folder(arg)
-    records = _limit(scan.records, d.limit, config.seed)
-    mode = splits.resolve_mode(d.split, scan.groups_known, len({r.group for r in records}))
-    parts = splits.split_records(records, d.fractions, config.seed, mode)
+        return _prepare_tfds(config, root or None)
+    scan = rec.scan_folder(root)
+    plan = splits.for_training(scan.records, scan.groups_known, d, config.seed)
     return _from_config(
         config,
-        color=resolve_color(d.color, records),
-        split_mode=mode,
-        counts=_counts(parts),
-        split_records=parts,
+        color=resolve_color(d.color, plan.records),
+        split_mode=plan.mode,
+        counts=plan.counts(),
+        split_records=plan.parts,
         skipped=scan.skipped,
     )
 
 
-def _from_config(config, **fields) -> Prepared:
+def _from_config(config: Config, **fields: Any) -> Prepared:
     """A :class:`Prepared` with what every source takes from the config, plus ``fields``."""
     d = config.data
     return Prepared(
@@ -361,21 +279,23 @@ def resolve_color(color: str, records: list[rec.Record], probe: int = 64) -> str
     return "gray"
 
 
-def prepare_all(config) -> Prepared:
+def prepare_all(config: Config) -> Prepared:
     """Every image of a source as one split named ``all`` (for scoring a model on new data)."""
     d = config.data
-    kind, arg = resolve_source(d.source)
+    kind, root = rec.locate(d.source)
+    records: splits.Splits | None
+    parts: dict[str, Dataset] | None
     if kind == "tfds":
         from malaria_tui.engine.data import tfds_source
 
-        ds, _ = tfds_source.load_tfds(arg)
-        parts = {"all": ds}
+        ds, _ = tfds_source.load_tfds(root or None)
+        parts = tfds_source.whole(ds)
         counts = tfds_source.count_splits(parts)
         records, skipped = None, []
     else:
-        scan = rec.scan_folder(arg)
+        scan = rec.scan_folder(root)
         records, skipped = {"all": scan.records}, scan.skipped
-        counts, parts = _counts(records), None
+        counts, parts = splits.counts(records), None
     return _from_config(
         config,
         color="rgb" if d.color == "auto" else d.color,
@@ -387,7 +307,7 @@ def prepare_all(config) -> Prepared:
     )
 
 
-def _prepare_tfds(config, data_dir: str | None) -> Prepared:
+def _prepare_tfds(config: Config, data_dir: str | None) -> Prepared:
     from malaria_tui.engine.data import tfds_source
 
     d = config.data

@@ -59,6 +59,15 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     raise DataError(f"data source {spec!r}: expected sample, tfds, tfds:DATA_DIR or folder:PATH")
 
 
+def locate(spec: str) -> tuple[str, str]:
+    """``(kind, root)`` of a ``data.source`` spec: the folder to read (the bundled sample's for
+    ``sample``), or the TFDS data folder ("" for its default)."""
+    kind, arg = parse_spec(spec)
+    if kind == "sample":
+        return kind, str(sample_root())
+    return kind, arg or ""
+
+
 def _walk_images(root: Path) -> list[Path]:
     """Image files below ``root``; symlinked folders are not followed, so loops cannot hang us."""
     found: list[Path] = []
@@ -82,7 +91,7 @@ def _problem(path: Path) -> str | None:
             if im.width < 1 or im.height < 1:
                 return "no pixels"
             im.load()
-    except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file"
+    except Exception as e:  # any decoder failure means "skip this file"
         return f"not a readable image ({type(e).__name__})"
     return None
 

@@ -24,12 +24,15 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from malaria_tui.engine import atomic
+from malaria_tui.engine.tfenv import Dataset, Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 
 MANIFEST = "manifest.json"
@@ -51,12 +54,12 @@ class ShardSet:
         return sum(self.counts)
 
 
-def key_of(*parts) -> str:
+def key_of(*parts: object) -> str:
     """A fingerprint of what a shard set was built from (records, size, colour, count, order)."""
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def ensure(folder: Path, key: str, source, n: int, shards: int) -> ShardSet:
+def ensure(folder: Path, key: str, source: Callable[[], Dataset], n: int, shards: int) -> ShardSet:
     """The shard set in ``folder`` for ``key``, written from ``source()`` unless already there.
 
     ``source()`` returns a dataset of ``(image, label, index)`` in write order.
@@ -68,7 +71,7 @@ def ensure(folder: Path, key: str, source, n: int, shards: int) -> ShardSet:
     return write(folder, key, source(), n, shards)
 
 
-def write(folder: Path, key: str, ds, n: int, shards: int) -> ShardSet:
+def write(folder: Path, key: str, ds: Dataset, n: int, shards: int) -> ShardSet:
     """Write ``ds`` to at most ``shards`` contiguous shards (all the same size but the last),
     each under a temp name, fsynced, then renamed; the manifest is written last, as the commit."""
     tf = _tf()
@@ -78,14 +81,16 @@ def write(folder: Path, key: str, ds, n: int, shards: int) -> ShardSet:
     names = [f"{k:05d}-of-{total:05d}.tfrecord" for k in range(total)]
     image_shape, label_dtype = None, ds.element_spec[1].dtype.name
     counts: list[int] = []
-    writer, tmp, written = None, None, 0
+    shard: tuple[Any, Path] | None = None  # the open writer and its temp file
+    written = 0
     try:
         for images, labels, indices in ds.batch(64).prefetch(1).as_numpy_iterator():
             for image, label, index in zip(images, labels, indices, strict=True):
                 image_shape = image_shape or [int(d) for d in image.shape]
-                if writer is None:
+                if shard is None:
                     tmp = folder / f".{names[len(counts)]}.tmp"
-                    writer = tf.io.TFRecordWriter(str(tmp))
+                    shard = (tf.io.TFRecordWriter(str(tmp)), tmp)
+                writer, tmp = shard
                 writer.write(_example(image, int(label), int(index)))
                 written += 1
                 if written == size or len(counts) * size + written == n:
@@ -93,10 +98,10 @@ def write(folder: Path, key: str, ds, n: int, shards: int) -> ShardSet:
                     _fsync(tmp)
                     os.replace(tmp, folder / names[len(counts)])
                     counts.append(written)
-                    writer, tmp, written = None, None, 0
+                    shard, written = None, 0
     finally:
-        if writer is not None:
-            writer.close()
+        if shard is not None:
+            shard[0].close()
     if sum(counts) != n or len(counts) != total:
         raise RuntimeError(f"shard writer: expected {n} examples, the source gave {sum(counts)}")
     atomic.fsync_dir(folder)
@@ -114,7 +119,7 @@ def write(folder: Path, key: str, ds, n: int, shards: int) -> ShardSet:
     return _set(folder, manifest)
 
 
-def in_order(s: ShardSet):
+def in_order(s: ShardSet) -> Dataset:
     """``(image, label, index)`` in write order: each shard whole, read ahead in parallel."""
     tf = _tf()
     block = max(s.counts, default=1)  # every shard but the last holds exactly this many
@@ -128,7 +133,7 @@ def in_order(s: ShardSet):
     return _parse(ds, s)
 
 
-def epoch(s: ShardSet, seed: int, buffer: int):
+def epoch(s: ShardSet, seed: int, buffer: int) -> Dataset:
     """``(image, label, index)`` in an order that depends only on ``seed`` (see module doc)."""
     tf = _tf()
     order = np.random.default_rng(seed).permutation(len(s.files))
@@ -165,7 +170,7 @@ def _example(image: np.ndarray, label: int, index: int) -> bytes:
     ).SerializeToString()
 
 
-def _parse(records, s: ShardSet):
+def _parse(records: Dataset, s: ShardSet) -> Dataset:
     """Batched parsing (one ``parse_example`` per 64 records), in parallel, order kept."""
     tf = _tf()
     spec = {
@@ -174,7 +179,7 @@ def _parse(records, s: ShardSet):
         "index": tf.io.FixedLenFeature([], tf.int64),
     }
 
-    def parse(batch):
+    def parse(batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         ex = tf.io.parse_example(batch, spec)
         images = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), [-1, *s.image_shape])
         return images, tf.cast(ex["label"], s.label_dtype), ex["index"]
@@ -199,7 +204,7 @@ def _load(folder: Path, key: str) -> ShardSet | None:
     return _set(folder, manifest)
 
 
-def _set(folder: Path, manifest: dict) -> ShardSet:
+def _set(folder: Path, manifest: dict[str, Any]) -> ShardSet:
     return ShardSet(
         files=[str(folder / f["name"]) for f in manifest["files"]],
         counts=[f["count"] for f in manifest["files"]],

@@ -27,10 +27,11 @@ import socket
 import threading
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from malaria_tui.engine.errors import DataError
+from malaria_tui.engine.tfenv import Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ CLASS_NAMES = ("Uninfected", "Parasitized")  # index == label
 
 
 def load_tfds(
-    data_dir: str | None, manual_dir: str | None = None, *, builder_cls=None
+    data_dir: str | None, manual_dir: str | None = None, *, builder_cls: Any = None
 ) -> tuple[tf.data.Dataset, int]:
     """Prepare TFDS ``malaria`` in ``data_dir`` if needed; return ``(dataset, n_examples)``.
 
@@ -93,11 +94,11 @@ def load_tfds(
     return ds, int(builder.info.splits["train"].num_examples)
 
 
-class TfdsSplits(dict):
+class TfdsSplits(dict[str, Any]):
     """``{"train"|"val"|"test": dataset}`` plus ``split_labels``, the ``(split index, label)`` of
     every example, so the counts take one pass over the labels instead of one per split."""
 
-    def __init__(self, parts: dict, split_labels):
+    def __init__(self, parts: dict[str, Any], split_labels: Any) -> None:
         super().__init__(parts)
         self.split_labels = split_labels
 
@@ -113,7 +114,7 @@ def split_tfds(ds: tf.data.Dataset, fractions: list[float], seed: int) -> TfdsSp
     total = float(sum(fractions))
     cuts = tf.constant([fractions[0] / total, (fractions[0] + fractions[1]) / total], tf.float32)
 
-    def split_of(i):
+    def split_of(i: Tensor) -> Tensor:
         u = tf.random.stateless_uniform(
             [], seed=tf.stack([tf.constant(seed, tf.int64), i]), alg="philox"
         )
@@ -127,15 +128,20 @@ def split_tfds(ds: tf.data.Dataset, fractions: list[float], seed: int) -> TfdsSp
     return TfdsSplits(parts, keyed.map(lambda i, ex: (split_of(i), ex[1])))
 
 
+def whole(ds: tf.data.Dataset) -> TfdsSplits:
+    """All of ``ds`` as one split, ``all`` (a model scored on every image)."""
+    return TfdsSplits({"all": ds}, ds.map(lambda im, y: (0, y)))
+
+
 def count_splits(parts: TfdsSplits) -> dict[str, dict[str, int]]:
     """``{split: {"Parasitized": n, "Uninfected": n, "total": n}}``; an empty split is an error."""
     import numpy as np
 
-    counts = np.zeros((len(SPLITS), len(CLASS_NAMES)), dtype=np.int64)
+    counts = np.zeros((len(parts), len(CLASS_NAMES)), dtype=np.int64)
     for s, y in parts.split_labels.batch(8192).as_numpy_iterator():
         np.add.at(counts, (s, y), 1)
     out = {}
-    for k, name in enumerate(SPLITS):
+    for k, name in enumerate(parts):
         per_class = {CLASS_NAMES[c]: int(counts[k, c]) for c in (1, 0)}
         out[name] = {**per_class, "total": int(counts[k].sum())}
         if not out[name]["total"]:
@@ -145,7 +151,7 @@ def count_splits(parts: TfdsSplits) -> dict[str, dict[str, int]]:
     return out
 
 
-def _cached(root: Path, url: str, info) -> bool:
+def _cached(root: Path, url: str, info: Any) -> bool:
     """Whether TFDS already holds a finished download of ``url`` under ``root/downloads``."""
     from tensorflow_datasets.core.download import resource
 
@@ -162,7 +168,7 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
     host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
     done: list[bool] = []
 
-    def probe():
+    def probe() -> None:
         try:
             socket.create_connection((host, port), timeout=timeout).close()
             done.append(True)

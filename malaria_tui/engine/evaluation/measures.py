@@ -1,72 +1,174 @@
-"""Scoring: metrics at a threshold, ROC, operating points chosen on validation, patient level.
+"""Scores from labels and probabilities: metrics at a threshold, ROC and AUC, operating points
+chosen on validation, per-patient accuracy.
 
-Thresholds are chosen on the validation split only (target sensitivity, Youden's J) and then
-applied to the test split, which is scored once at the end of a run.
+NumPy only (neither TensorFlow nor scikit-learn), so the TUI scores a moving threshold with the
+very functions that wrote ``metrics.json`` and that ``malaria-tui evaluate`` prints.
+
+Parasitized (label 1) is positive and ``prob >= threshold`` calls it. A rate whose denominator
+is zero (sensitivity without Parasitized cells, PPV without a positive call, anything on zero
+cells, AUC with one class) is undefined: it is NaN everywhere, never a 0.0 that would read as a
+measured failure. Thresholds are chosen on the validation split only (target sensitivity,
+Youden's J) and then applied to the test split.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import math
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from malaria_tui.engine import atomic
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    """Counts and rates with Parasitized (1) positive; AUC is threshold-free."""
-    y = np.asarray(y).astype(int).ravel()
-    p = np.asarray(p, dtype=float).ravel()
-    pred = (p >= threshold).astype(int)
-    tp = int(((pred == 1) & (y == 1)).sum())
-    tn = int(((pred == 0) & (y == 0)).sum())
-    fp = int(((pred == 1) & (y == 0)).sum())
-    fn = int(((pred == 0) & (y == 1)).sum())
-    n = len(y)
-
-    def ratio(a, b):
-        return float(a / b) if b else 0.0
-
-    precision = ratio(tp, tp + fp)
-    recall = ratio(tp, tp + fn)
-    return {
-        "n": n,
-        "threshold": float(threshold),
-        "accuracy": ratio(tp + tn, n),
-        "precision": precision,
-        "recall": recall,
-        "sensitivity": recall,
-        "specificity": ratio(tn, tn + fp),
-        "ppv": precision,
-        "npv": ratio(tn, tn + fn),
-        "f1": ratio(2 * precision * recall, precision + recall),
-        "auc": auc(y, p),
-        "tp": tp,
-        "tn": tn,
-        "fp": fp,
-        "fn": fn,
-    }
+ArrayLike = npt.ArrayLike
+RocPoints = list[tuple[float, float, float]]  # (fpr, tpr, threshold) along the curve
 
 
-def auc(y, p) -> float:
-    from sklearn.metrics import roc_auc_score
+def _rate(num: float, den: float) -> float:
+    return float(num / den) if den else math.nan
 
-    y = np.asarray(y).astype(int).ravel()
+
+def _labels(y: ArrayLike) -> np.ndarray:
+    return np.asarray(y).astype(int).ravel()
+
+
+def _probs(p: ArrayLike) -> np.ndarray:
+    return np.asarray(p, dtype=float).ravel()
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """The confusion counts at one threshold and every rate derived from them."""
+
+    threshold: float
+    tp: int
+    tn: int
+    fp: int
+    fn: int
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.tn + self.fp + self.fn
+
+    @property
+    def sensitivity(self) -> float:
+        return _rate(self.tp, self.tp + self.fn)
+
+    @property
+    def specificity(self) -> float:
+        return _rate(self.tn, self.tn + self.fp)
+
+    @property
+    def ppv(self) -> float:
+        return _rate(self.tp, self.tp + self.fp)
+
+    @property
+    def npv(self) -> float:
+        return _rate(self.tn, self.tn + self.fn)
+
+    @property
+    def accuracy(self) -> float:
+        return _rate(self.tp + self.tn, self.n)
+
+    @property
+    def fpr(self) -> float:
+        return _rate(self.fp, self.fp + self.tn)
+
+    @property
+    def f1(self) -> float:
+        # 2PR/(P+R) written on counts: defined whenever there is a Parasitized cell or call
+        return _rate(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def positive_rate(self) -> float:
+        return _rate(self.tp + self.fp, self.n)
+
+    recall = sensitivity
+    precision = ppv
+
+    def as_dict(self) -> dict[str, Any]:
+        """The keys of ``metrics.json`` and ``evaluate --json`` (all but ``auc``)."""
+        return {
+            "n": self.n,
+            "threshold": self.threshold,
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
+            "ppv": self.ppv,
+            "npv": self.npv,
+            "f1": self.f1,
+            "tp": self.tp,
+            "tn": self.tn,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
+
+
+def confusion(y: ArrayLike, p: ArrayLike, threshold: float) -> Confusion:
+    y, p = _labels(y), _probs(p)
+    pred = p >= threshold
+    pos = y == 1
+    return Confusion(
+        float(threshold),
+        tp=int(np.sum(pred & pos)),
+        tn=int(np.sum(~pred & ~pos)),
+        fp=int(np.sum(pred & ~pos)),
+        fn=int(np.sum(~pred & pos)),
+    )
+
+
+def binary_metrics(y: ArrayLike, p: ArrayLike, threshold: float) -> dict[str, Any]:
+    """Counts and rates at ``threshold``, plus the threshold-free AUC."""
+    return confusion(y, p, threshold).as_dict() | {"auc": auc(y, p)}
+
+
+def roc_points(y: ArrayLike, p: ArrayLike) -> RocPoints:
+    """``(fpr, tpr, threshold)`` from (0, 0) to (1, 1), as scikit-learn's ``roc_curve`` draws it.
+
+    One point per distinct probability, less the points collinear with their neighbours (they
+    never change the curve or its area); the first threshold is 1.0 (nothing called
+    Parasitized). Without negatives every fpr is NaN, without positives every tpr; no cells,
+    no points.
+    """
+    y, p = _labels(y), _probs(p)
+    if not len(y):
+        return []
+    order = np.argsort(-p, kind="stable")
+    y, p = y[order], p[order]
+    last = np.r_[np.nonzero(np.diff(p))[0], len(y) - 1]  # last cell of each distinct probability
+    tps = np.cumsum(y == 1, dtype=float)[last]
+    fps = 1.0 + last - tps
+    thresholds = p[last]
+    if len(fps) > 2:
+        corner = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        tps, fps, thresholds = tps[corner], fps[corner], thresholds[corner]
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    thresholds = np.minimum(np.r_[np.inf, thresholds], 1.0)
+    fpr = fps / fps[-1] if fps[-1] > 0 else np.full(len(fps), math.nan)
+    tpr = tps / tps[-1] if tps[-1] > 0 else np.full(len(tps), math.nan)
+    return [(float(a), float(b), float(t)) for a, b, t in zip(fpr, tpr, thresholds, strict=True)]
+
+
+def auc(y: ArrayLike, p: ArrayLike) -> float:
+    """Area under the ROC curve (ties count half); NaN unless both classes are present."""
+    y = _labels(y)
     if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(roc_auc_score(y, np.asarray(p).ravel()))
+        return math.nan
+    pts = np.array(roc_points(y, p))
+    return float(np.trapezoid(pts[:, 1], pts[:, 0]))
 
 
-def auc_shares(y, p) -> np.ndarray:
+def auc_shares(y: ArrayLike, p: ArrayLike) -> np.ndarray:
     """Each cell's share of ``1 - AUC``: its wrongly ranked (positive, negative) pairs / all pairs.
 
     Ties count half, as in AUC. Positives' shares sum to ``1 - AUC``, and so do negatives', so a
     few large shares show that a handful of cells (often mislabelled ones) set the AUC.
     """
-    y = np.asarray(y).astype(int).ravel()
-    p = np.asarray(p, dtype=float).ravel()
+    y, p = _labels(y), _probs(p)
     pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
     pairs = len(pos) * len(neg)
     if not pairs:
@@ -81,18 +183,9 @@ def auc_shares(y, p) -> np.ndarray:
     return wrong / pairs
 
 
-def roc_points(y, p) -> list[tuple[float, float, float]]:
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thr = roc_curve(np.asarray(y).astype(int).ravel(), np.asarray(p).ravel())
-    thr = np.minimum(thr, 1.0)  # sklearn puts inf first
-    return [(float(a), float(b), float(t)) for a, b, t in zip(fpr, tpr, thr, strict=True)]
-
-
-def threshold_for_sensitivity(y, p, target: float) -> float:
+def threshold_for_sensitivity(y: ArrayLike, p: ArrayLike, target: float) -> float:
     """The highest threshold whose sensitivity is >= ``target`` (most specific such point)."""
-    y = np.asarray(y).astype(int).ravel()
-    p = np.asarray(p, dtype=float).ravel()
+    y, p = _labels(y), _probs(p)
     pos = np.sort(p[y == 1])[::-1]
     if len(pos) == 0:
         return 0.5
@@ -101,13 +194,15 @@ def threshold_for_sensitivity(y, p, target: float) -> float:
     return float(pos[k - 1])
 
 
-def threshold_youden(y, p) -> float:
+def threshold_youden(y: ArrayLike, p: ArrayLike) -> float:
     pts = roc_points(y, p)
     best = max(pts, key=lambda t: t[1] - t[0])
     return float(min(max(best[2], 0.0), 1.0))
 
 
-def choose_thresholds(y_val, p_val, target_sensitivity: float, default: float = 0.5) -> dict:
+def choose_thresholds(
+    y_val: ArrayLike, p_val: ArrayLike, target_sensitivity: float, default: float = 0.5
+) -> dict[str, float]:
     return {
         "default": float(default),
         "target_sensitivity": float(target_sensitivity),
@@ -116,112 +211,30 @@ def choose_thresholds(y_val, p_val, target_sensitivity: float, default: float = 
     }
 
 
-def patient_level(groups: list[str], y, p, threshold: float) -> dict:
+def patient_level(
+    groups: Sequence[str], y: ArrayLike, p: ArrayLike, threshold: float
+) -> dict[str, Any]:
     """Per-patient accuracy, and the worst patients first, so a bad slide cannot hide in a mean."""
-    by = defaultdict(list)
-    for g, yi, pi in zip(groups, np.asarray(y).ravel(), np.asarray(p).ravel(), strict=True):
+    by: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for g, yi, pi in zip(groups, _labels(y), _probs(p), strict=True):
         by[g].append((int(yi), float(pi)))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for g, items in by.items():
-        ys = np.array([a for a, _ in items])
-        ps = np.array([b for _, b in items])
-        pred = ps >= threshold
+        c = confusion([a for a, _ in items], [b for _, b in items], threshold)
         rows.append(
             {
                 "group": g,
-                "n": len(items),
-                "parasitized": int(ys.sum()),
-                "predicted_parasitized": int(pred.sum()),
-                "accuracy": float((pred == ys).mean()),
+                "n": c.n,
+                "parasitized": c.tp + c.fn,
+                "predicted_parasitized": c.tp + c.fp,
+                "accuracy": c.accuracy,
             }
         )
     rows.sort(key=lambda r: r["accuracy"])
     accs = [r["accuracy"] for r in rows]
     return {
         "patients": len(rows),
-        "mean_accuracy": float(np.mean(accs)) if accs else 0.0,
-        "worst_accuracy": float(min(accs)) if accs else 0.0,
+        "mean_accuracy": float(np.mean(accs)) if accs else math.nan,
+        "worst_accuracy": float(min(accs)) if accs else math.nan,
         "rows": rows,
     }
-
-
-def confusion_csv(m: dict) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["actual\\predicted", "Parasitized", "Uninfected"])
-    w.writerow(["Parasitized", m["tp"], m["fn"]])
-    w.writerow(["Uninfected", m["fp"], m["tn"]])
-    return buf.getvalue()
-
-
-def write_eval(eval_dir, result: dict, roc, predictions: list[tuple]) -> None:
-    """``metrics.json``, ``confusion.csv``, ``roc.csv`` and ``predictions.csv``, each atomically."""
-    atomic.write_json(eval_dir / "metrics.json", result)
-    atomic.write_text(
-        eval_dir / "confusion.csv", confusion_csv(result[result.get("split", "test")])
-    )
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["fpr", "tpr", "threshold"])
-    w.writerows((f"{a:.6f}", f"{b:.6f}", f"{t:.6f}") for a, b, t in roc)
-    atomic.write_text(eval_dir / "roc.csv", buf.getvalue())
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["split", "path", "group", "label", "prob"])
-    w.writerows((s, path, g, int(lab), f"{prob:.6f}") for s, path, g, lab, prob in predictions)
-    atomic.write_text(eval_dir / "predictions.csv", buf.getvalue())
-
-
-def _dihedral_mean(model, x):
-    """P averaged over the eight flips and 90-degree rotations (cells have no orientation)."""
-    from malaria_tui.engine.inference.diagnose import dihedral
-
-    views = dihedral(np.asarray(x))
-    return np.mean(
-        [np.asarray(model(np.ascontiguousarray(v), training=False)).ravel() for v in views], axis=0
-    )
-
-
-def predict(model, dataset, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and probabilities for an unshuffled evaluation dataset (optionally with TTA)."""
-    ys, ps = [], []
-    for x, y in dataset:
-        ps.append(_dihedral_mean(model, x) if tta else np.asarray(model(x, training=False)).ravel())
-        ys.append(np.asarray(y).ravel())
-    if not ys:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(ys).round().astype(int), np.concatenate(ps)
-
-
-def evaluate_prepared(model, prepared, eval_cfg, test: bool = True) -> tuple[dict, list, list]:
-    """The full end-of-run evaluation: thresholds from val, scores on test at each of them.
-
-    ``test=False`` never reads the test split: val metrics, thresholds, val ROC and predictions.
-    """
-    y_val, p_val = predict(model, prepared.eval_dataset("val"), eval_cfg.tta)
-    th = choose_thresholds(y_val, p_val, eval_cfg.target_sensitivity, eval_cfg.threshold)
-    result = {
-        "split": "test" if test else "val",
-        "tta": eval_cfg.tta,
-        "thresholds": th,
-        "val": binary_metrics(y_val, p_val, th["default"]),
-    }
-    scored = [("val", y_val, p_val)]
-    if test:
-        y_test, p_test = predict(model, prepared.eval_dataset("test"), eval_cfg.tta)
-        scored.append(("test", y_test, p_test))
-        result |= {
-            "test": binary_metrics(y_test, p_test, th["default"]),
-            "test_at_target": binary_metrics(y_test, p_test, th["sensitivity_target"]),
-            "test_at_youden": binary_metrics(y_test, p_test, th["youden"]),
-        }
-    preds = []
-    for split, ys, ps in scored:
-        recs = prepared.split_records[split] if prepared.split_records else None
-        for i, (yi, pi) in enumerate(zip(ys, ps, strict=True)):
-            path, group = (recs[i].path, recs[i].group) if recs else (f"tfds:{split}:{i}", "")
-            preds.append((split, path, group, yi, float(pi)))
-    if test and prepared.split_records:
-        groups = [r.group for r in prepared.split_records["test"]]
-        result["patients"] = patient_level(groups, y_test, p_test, th["default"])
-    return result, roc_points(*scored[-1][1:]), preds

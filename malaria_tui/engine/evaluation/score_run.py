@@ -1,41 +1,126 @@
-"""Scoring a finished (or interrupted) run's best model: on its own test split or on new data."""
+"""A model scored on a run's data: the end-of-run evaluation, and ``malaria-tui evaluate`` of a
+run's best model on its own test split or on new data.
+
+The model runs here (with test-time augmentation when ``eval.tta`` asks for it); the numbers
+come from :mod:`~malaria_tui.engine.evaluation.measures` only.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from malaria_tui.engine import rundir
+from malaria_tui.engine.config import EvalConfig
 from malaria_tui.engine.errors import RunDirError
 from malaria_tui.engine.evaluation import measures
+from malaria_tui.engine.evaluation.eval_dir import METRICS, PredictionRow
+from malaria_tui.engine.models.loading import load_keras
+from malaria_tui.engine.models.tta import dihedral_mean
+from malaria_tui.engine.tfenv import KerasModel
+
+if TYPE_CHECKING:
+    from malaria_tui.engine.data.pipeline import Prepared
 
 
-def load_best(run: rundir.RunDir):
-    import keras
-
-    from malaria_tui.engine.tfenv import tf
-
-    tf()
-    import malaria_tui.engine.models.layers  # noqa: F401
-    import malaria_tui.engine.models.lenet  # noqa: F401
-    import malaria_tui.engine.training.keras_metrics  # noqa: F401 - registers custom objects
-
+def load_best(run: rundir.RunDir) -> KerasModel:
     if not run.best_model.exists():
         raise RunDirError(
             f"{run.path}: has no best model yet (no epoch finished); resume it or wait"
         )
-    return keras.saving.load_model(run.best_model, safe_mode=True, compile=False)
+    return load_keras(run.best_model)
 
 
-def run_thresholds(run: rundir.RunDir) -> dict:
+def run_thresholds(run: rundir.RunDir) -> dict[str, float]:
     try:
-        return json.loads((run.eval_dir / "metrics.json").read_text())["thresholds"]
+        return json.loads((run.eval_dir / METRICS).read_text())["thresholds"]
     except (OSError, ValueError, KeyError):
         return {}
 
 
-def evaluate_run(path, data: str | None = None, threshold: float | None = None) -> dict:
+def predict(
+    model: KerasModel, dataset: Iterable[Any], tta: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities for an unshuffled evaluation dataset (optionally with TTA)."""
+
+    def probabilities(x: Any) -> Any:
+        return model(x, training=False)
+
+    ys, ps = [], []
+    for x, y in dataset:
+        ps.append(dihedral_mean(probabilities, x) if tta else np.asarray(probabilities(x)).ravel())
+        ys.append(np.asarray(y).ravel())
+    if not ys:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(ys).round().astype(int), np.concatenate(ps)
+
+
+def evaluate_prepared(
+    model: KerasModel, prepared: Prepared, eval_cfg: EvalConfig, test: bool = True
+) -> tuple[dict[str, Any], measures.RocPoints, list[PredictionRow]]:
+    """The full end-of-run evaluation: thresholds from val, scores on test at each of them.
+
+    ``test=False`` never reads the test split: val metrics, thresholds, val ROC and predictions.
+    """
+    y_val, p_val = predict(model, prepared.eval_dataset("val"), eval_cfg.tta)
+    th = measures.choose_thresholds(y_val, p_val, eval_cfg.target_sensitivity, eval_cfg.threshold)
+    result: dict[str, Any] = {
+        "split": "test" if test else "val",
+        "tta": eval_cfg.tta,
+        "thresholds": th,
+        "val": measures.binary_metrics(y_val, p_val, th["default"]),
+    }
+    scored = [("val", y_val, p_val)]
+    if test:
+        y_test, p_test = predict(model, prepared.eval_dataset("test"), eval_cfg.tta)
+        scored.append(("test", y_test, p_test))
+        result |= {
+            "test": measures.binary_metrics(y_test, p_test, th["default"]),
+            "test_at_target": measures.binary_metrics(y_test, p_test, th["sensitivity_target"]),
+            "test_at_youden": measures.binary_metrics(y_test, p_test, th["youden"]),
+        }
+    preds: list[PredictionRow] = []
+    for split, ys, ps in scored:
+        recs = prepared.split_records[split] if prepared.split_records else None
+        for i, (yi, pi) in enumerate(zip(ys, ps, strict=True)):
+            path, group = (recs[i].path, recs[i].group) if recs else (f"tfds:{split}:{i}", "")
+            preds.append((split, path, group, int(yi), float(pi)))
+    if test and prepared.split_records:
+        groups = [r.group for r in prepared.split_records["test"]]
+        result["patients"] = measures.patient_level(groups, y_test, p_test, th["default"])
+    return result, measures.roc_points(*scored[-1][1:]), preds
+
+
+def report(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    chosen: dict[str, float],
+    groups: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """What ``malaria-tui evaluate`` reports: metrics at ``threshold``, at the run's chosen
+    thresholds (``at``), per patient when the cells' patients are known, and the share of cells
+    called Parasitized."""
+    out = measures.binary_metrics(y, p, threshold)
+    out["at"] = {
+        name: measures.binary_metrics(y, p, chosen[name])
+        for name in ("sensitivity_target", "youden")
+        if name in chosen
+    }
+    out["thresholds"] = chosen
+    if groups is not None:
+        out["patients"] = measures.patient_level(groups, y, p, threshold)
+    out["positive_rate"] = measures.confusion(y, p, threshold).positive_rate
+    return out
+
+
+def evaluate_run(
+    path: str | os.PathLike[str], data: str | None = None, threshold: float | None = None
+) -> dict[str, Any]:
     """Metrics of the run's best model at ``threshold`` (default 0.5) and at the run's chosen ones."""
     from malaria_tui.engine.data import pipeline
 
@@ -51,20 +136,10 @@ def evaluate_run(path, data: str | None = None, threshold: float | None = None) 
     else:
         prepared = pipeline.prepare(cfg)
         split = "test"
-    y, p = measures.predict(model, prepared.eval_dataset(split), cfg.eval.tta)
-    chosen = run_thresholds(run)
+    y, p = predict(model, prepared.eval_dataset(split), cfg.eval.tta)
+    groups = [r.group for r in prepared.split_records[split]] if prepared.split_records else None
     th = cfg.eval.threshold if threshold is None else threshold
-    out = measures.binary_metrics(y, p, th)
+    out = report(y, p, th, run_thresholds(run), groups)
     out["run"] = str(run.path)
     out["data"] = data or f"{cfg.data.source} (test split)"
-    out["at"] = {
-        name: measures.binary_metrics(y, p, chosen[name])
-        for name in ("sensitivity_target", "youden")
-        if name in chosen
-    }
-    out["thresholds"] = chosen
-    if prepared.split_records:
-        groups = [r.group for r in prepared.split_records[split]]
-        out["patients"] = measures.patient_level(groups, y, p, th)
-    out["positive_rate"] = float(np.mean(p >= th)) if len(p) else 0.0
     return out

@@ -21,10 +21,14 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from malaria_tui.engine import atomic
 from malaria_tui.engine import rundir as rd
+from malaria_tui.engine.events import CheckpointSaved, EpochEnd
+
+if TYPE_CHECKING:
+    from malaria_tui.engine.grid.spec import GridSpec
 
 CSV, JSONL = "grid.csv", "grid.jsonl"
 DEFAULT_METRICS = (
@@ -42,12 +46,12 @@ FINISHED = ("completed", "early_stopped")
 FINAL = (*FINISHED, "failed")
 
 
-def metric_columns(spec) -> list[str]:
+def metric_columns(spec: GridSpec) -> list[str]:
     """The ranking metric first, then the usual validation and training figures."""
     return [spec.metric, *(m for m in DEFAULT_METRICS if m != spec.metric)]
 
 
-def columns(spec) -> list[str]:
+def columns(spec: GridSpec) -> list[str]:
     return [
         "trial",
         "status",
@@ -63,12 +67,12 @@ def columns(spec) -> list[str]:
 
 def trial_figures(run: rd.RunDir) -> dict[str, Any]:
     """Best-epoch metrics, epochs done, seconds and (best trial only) test metrics of a run."""
-    epochs: dict[int, Any] = {}
+    epochs: dict[int, EpochEnd] = {}
     best_epoch = None
     for ev in run.events():
-        if ev.kind == "epoch_end":
+        if isinstance(ev, EpochEnd):
             epochs[ev.epoch] = ev
-        elif ev.kind == "checkpoint_saved" and ev.role == "best":
+        elif isinstance(ev, CheckpointSaved) and ev.role == "best":
             best_epoch = ev.epoch
     out: dict[str, Any] = {
         "metrics": {},
@@ -105,7 +109,7 @@ def _finite(v: Any) -> bool:
 class Summary:
     """The rows of one grid, in trial order; :meth:`write` rewrites both files atomically."""
 
-    def __init__(self, grid_dir: Path, spec):
+    def __init__(self, grid_dir: Path, spec: GridSpec) -> None:
         self.dir = Path(grid_dir)
         self.spec = spec
         self.columns = columns(spec)
@@ -138,7 +142,7 @@ class Summary:
 
     def previous_statuses(self) -> dict[str, str]:
         """Statuses from the last ``grid.jsonl`` written (to tell ``failed`` from ``error``)."""
-        out = {}
+        out: dict[str, str] = {}
         try:
             lines = self.jsonl_path.read_text(encoding="utf-8").splitlines()
         except OSError:
@@ -151,7 +155,9 @@ class Summary:
                 continue
         return out
 
-    def update(self, trial_name: str, status: str, run: rd.RunDir | None = None, error: str = ""):
+    def update(
+        self, trial_name: str, status: str, run: rd.RunDir | None = None, error: str = ""
+    ) -> dict[str, Any]:
         row = self.rows[trial_name]
         row["status"] = status
         row["error"] = error
@@ -168,7 +174,11 @@ class Summary:
             if r["status"] in FINISHED and _finite(r["metrics"].get(m))
         ]
 
-        def key(r):  # ties (small validation sets) go to the lower val_loss, then the earlier trial
+        def key(
+            r: dict[str, Any],
+        ) -> tuple[
+            float, float, int
+        ]:  # ties (small validation sets) go to the lower val_loss, then the earlier trial
             loss = r["metrics"].get("val_loss")
             tie = loss if m != "val_loss" and _finite(loss) else math.inf
             return (sign * r["metrics"][m], tie, r["index"])

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 from malaria_tui.engine import atomic
 from malaria_tui.engine import rundir as rd
 from malaria_tui.engine.errors import RunDirError, TrainingFailed
-from malaria_tui.engine.events import EvaluationDone, Event
+from malaria_tui.engine.events import CheckpointSaved, EvaluationDone, Event
 from malaria_tui.engine.grid import spec as specmod
 from malaria_tui.engine.grid import tensorboard_hparams as hpw
 from malaria_tui.engine.grid.results_table import (
@@ -262,9 +262,9 @@ def run_in_dir(
                 TrialStarted(index=t.index, trials=n, name=t.name, params=t.params, resumed=resume)
             )
 
-            def forward(ev: Event, name=t.name, run=run) -> None:
+            def forward(ev: Event, name: str = t.name, run: rd.RunDir = run) -> None:
                 emit(ev)
-                if ev.kind == "checkpoint_saved" and ev.role == "last":
+                if isinstance(ev, CheckpointSaved) and ev.role == "last":
                     summary.update(name, "running", run)  # live best-so-far metrics
                     summary.write()
 
@@ -310,7 +310,9 @@ def run_in_dir(
         _release(path)
 
 
-def _test_best(path: Path, spec, summary: Summary, emit) -> dict | None:
+def _test_best(
+    path: Path, spec: specmod.GridSpec, summary: Summary, emit: Callable[[Event], None]
+) -> dict[str, Any] | None:
     """Score the best trial on the test split, once (a resumed grid does not score it again)."""
     best = summary.best()
     if best is None:
@@ -345,20 +347,21 @@ def score_test_split(run: rd.RunDir, emit: Callable[[Event], None] | None = None
     rewrites its ``eval/`` (test metrics, thresholds chosen on val, ROC, predictions) and appends
     the ``evaluation_done`` event to its log."""
     from malaria_tui.engine.data import pipeline
-    from malaria_tui.engine.evaluation import measures, score_run
+    from malaria_tui.engine.evaluation import score_run
+    from malaria_tui.engine.evaluation.eval_dir import write_eval
 
     cfg = run.load_config()
     rd.acquire_lock(run)
     try:
         model = score_run.load_best(run)
         prepared = pipeline.prepare(cfg)
-        result, roc, preds = measures.evaluate_prepared(model, prepared, cfg.eval)
+        result, roc, preds = score_run.evaluate_prepared(model, prepared, cfg.eval)
         result["data"] = {
             "source": prepared.source,
             "split": prepared.split_mode,
             "counts": prepared.counts,
         }
-        measures.write_eval(run.eval_dir, result, roc, preds)
+        write_eval(run.eval_dir, result, roc, preds)
         ev = EvaluationDone(
             split="test", metrics=result["test"] | {"thresholds": result["thresholds"]}
         )

@@ -27,6 +27,7 @@ import json
 import math
 import random
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -125,17 +126,21 @@ class GridSpec:
 # --- loading -----------------------------------------------------------------------------------
 
 
-def load(path: str | Path, overrides: list[str] = ()) -> GridSpec:
+def load(path: str | Path, overrides: Sequence[str] = ()) -> GridSpec:
     """The grid in ``path``; ``overrides`` are ``--set`` strings, base keys or ``grid.*`` ones
     (``grid.sample=4``, ``grid.values.model.dropout=[0.1,0.3]``)."""
     tree = cfgmod.read_toml(path)
     return from_tree(tree, overrides, where=str(path))
 
 
-def from_tree(tree: dict, overrides: list[str] = (), where: str = "config") -> GridSpec:
+def from_tree(
+    tree: dict[str, Any], overrides: Sequence[str] = (), where: str = "config"
+) -> GridSpec:
     tree = copy.deepcopy(tree)
     grid_tree = tree.pop(GRID, None)
-    base_overrides, grid_overrides = [], []
+    # (key path, value, the --set text) of each override, for the base config or for [grid]
+    base_overrides: list[tuple[list[str], Any, str]] = []
+    grid_overrides: list[tuple[list[str], Any, str]] = []
     for text in overrides:
         path, value = cfgmod.parse_override(text)
         (grid_overrides if path[0] == GRID else base_overrides).append((path, value, text))
@@ -204,7 +209,7 @@ def _resolve(base: Config, grid_tree: dict, where: str) -> GridSpec:
                 f"{'s' if total > 1 else ''} ({sizes}); lower it or remove it to run them all"
             )
         n = settings.sample
-        picks = sorted(random.Random(seed).sample(range(total), n))
+        picks: Sequence[int] = sorted(random.Random(seed).sample(range(total), n))
     else:
         n = total
         picks = range(total)

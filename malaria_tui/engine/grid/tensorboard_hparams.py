@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from malaria_tui.engine.tfenv import tf as _tf
+
+if TYPE_CHECKING:
+    from malaria_tui.engine.grid.spec import GridSpec, Trial
 
 TRAINING, VALIDATION = "train", "val"
 
@@ -30,14 +33,14 @@ def hparam_value(value: Any) -> bool | int | float | str:
     return json.dumps(value, sort_keys=True)
 
 
-def _hp():
+def _hp() -> Any:
     _tf()
     from tensorboard.plugins.hparams import api as hp
 
     return hp
 
 
-def _domain(hp, values: list):
+def _domain(hp: Any, values: list[Any]) -> Any:
     vals = [hparam_value(v) for v in values]
     if all(isinstance(v, bool) for v in vals):
         return hp.Discrete(vals)
@@ -46,7 +49,7 @@ def _domain(hp, values: list):
     return hp.Discrete([str(v) for v in vals])
 
 
-def write_experiment(grid_dir: Path, spec, metrics: list[str]) -> None:
+def write_experiment(grid_dir: Path, spec: GridSpec, metrics: list[str]) -> None:
     """``hparams_config`` at the top of the grid directory, once, when the grid is created."""
     tf, hp = _tf(), _hp()
     hparams = []
@@ -79,7 +82,7 @@ def write_experiment(grid_dir: Path, spec, metrics: list[str]) -> None:
         writer.close()
 
 
-def write_trial_start(log_dir: Path, trial, start_time: float | None = None) -> None:
+def write_trial_start(log_dir: Path, trial: Trial, start_time: float | None = None) -> None:
     """The trial's hyper-parameters (``hp.hparams``), in its own ``tensorboard/`` folder."""
     tf, hp = _tf(), _hp()
     writer = tf.summary.create_file_writer(str(log_dir))

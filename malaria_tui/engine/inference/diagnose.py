@@ -11,11 +11,17 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from malaria_tui.engine.data import records
+from malaria_tui.engine.data.images import load_pil, to_model_input
 from malaria_tui.engine.errors import UserError
+from malaria_tui.engine.models.tta import dihedral_mean
+
+if TYPE_CHECKING:
+    from malaria_tui.engine.inference.predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -65,36 +71,21 @@ def load_images(
     paths: list[Path], size: int, gray: bool = False
 ) -> tuple[np.ndarray, list[Path], list[tuple[str, str]]]:
     """Model inputs for the readable images; the rest come back as (path, reason)."""
-    from malaria_tui.engine.data.pipeline import load_pil, to_model_input
-
     arrays, ok, bad = [], [], []
     for p in paths:
         try:
             arr = load_pil(str(p))
-        except Exception as e:  # noqa: BLE001 - any decoder failure is "unreadable"
+        except Exception as e:  # any decoder failure means "unreadable"
             bad.append((str(p), f"not a readable image ({type(e).__name__})"))
             continue
-        arrays.append(
-            np.asarray(to_model_input(arr, size, gray))
-        )  # the very resize used in training
+        arrays.append(np.asarray(to_model_input(arr, size, gray)))  # as in training
         ok.append(p)
     x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.float32)
     return x, ok, bad
 
 
-def dihedral(x: np.ndarray) -> list[np.ndarray]:
-    """The eight flips and 90-degree rotations of a batch (N, H, W, C)."""
-    out = []
-    for k in range(4):
-        r = np.rot90(x, k, axes=(1, 2))
-        out += [r, r[:, :, ::-1]]
-    return out
-
-
-def probabilities(predictor, x: np.ndarray, tta: bool) -> np.ndarray:
-    if not tta:
-        return predictor.probabilities(x)
-    return np.mean([predictor.probabilities(np.ascontiguousarray(v)) for v in dihedral(x)], axis=0)
+def probabilities(predictor: Predictor, x: np.ndarray, tta: bool) -> np.ndarray:
+    return dihedral_mean(predictor.probabilities, x) if tta else predictor.probabilities(x)
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -120,8 +111,11 @@ def summarise(cells: list[CellResult]) -> list[FolderSummary]:
     return out
 
 
-def run_predict(predictor, paths: list[str], threshold: float | None = None, tta: bool = False):
-    """(cells, folder summaries, unreadable files, threshold used) for images under ``paths``."""
+def run_predict(
+    predictor: Predictor, paths: list[str], threshold: float | None = None, tta: bool = False
+) -> tuple[list[CellResult], list[FolderSummary], list[tuple[str, str]], float, np.ndarray]:
+    """(cells, folder summaries, unreadable files, threshold used, the model inputs) for the
+    images under ``paths``."""
     files, _ = collect(paths)
     th = predictor.threshold if threshold is None else threshold
     x, ok, bad = load_images(files, predictor.image_size, predictor.color == "gray")

@@ -7,49 +7,21 @@ carries the operating threshold chosen on its run's validation split when one is
 from __future__ import annotations
 
 import json
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from malaria_tui.engine import rundir
-from malaria_tui.engine.errors import UserError
+from malaria_tui.engine.errors import ModelFileError, UserError, one_line
+from malaria_tui.engine.models.loading import load_keras
 from malaria_tui.engine.tfenv import tf as _tf
 
 SIDECAR = ".malaria.json"  # next to an exported model: image size and thresholds
 
-
-def _register_custom_objects() -> None:
-    import malaria_tui.engine.models.layers  # noqa: F401
-    import malaria_tui.engine.models.lenet  # noqa: F401
-    import malaria_tui.engine.training.keras_metrics  # noqa: F401
-
-
-def load_keras(path: Path):
-    """A ``.keras`` file with ``safe_mode=True``: code inside the file (Lambda layers) is refused."""
-    _tf()
-    import keras
-
-    _register_custom_objects()
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path}: not a Keras model file (.keras files are zip archives)")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except ValueError as e:
-        if "safe_mode" in str(e) or "Lambda" in str(e):
-            raise UserError(
-                f"{path}: refused: the model contains arbitrary Python code (a Lambda layer), which "
-                "safe_mode does not load because it could run anything; re-save it without Lambda layers"
-            ) from None
-        raise UserError(f"{path}: cannot load this Keras model ({_first_line(e)})") from None
-    except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise UserError(f"{path}: cannot load this Keras model ({_first_line(e)})") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+ProbabilityFn = Callable[[np.ndarray], np.ndarray]  # float images -> P(Parasitized)
 
 
 @dataclass
@@ -57,11 +29,11 @@ class Predictor:
     kind: str  # keras | savedmodel | tflite
     source: str
     image_size: int
-    thresholds: dict = field(default_factory=dict)
+    fn: ProbabilityFn = field(repr=False)
+    model: Any = field(repr=False)  # the Keras model for kind keras (Grad-CAM needs it)
+    thresholds: dict[str, float] = field(default_factory=dict)
     operating_point: str = "sensitivity_target"
     color: str = "rgb"  # "gray": the model was trained on grayscale cells; inputs are converted
-    _fn: object = None
-    model: object = None  # the Keras model, when kind == "keras" (Grad-CAM needs it)
 
     @property
     def threshold(self) -> float:
@@ -70,53 +42,53 @@ class Predictor:
     def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """P(Parasitized) for float images in [0,1] of shape (N, size, size, 3)."""
         out = [
-            self._fn(np.ascontiguousarray(images[i : i + batch_size], np.float32))
+            self.fn(np.ascontiguousarray(images[i : i + batch_size], np.float32))
             for i in range(0, len(images), batch_size)
         ]
         return np.concatenate(out).ravel() if out else np.zeros(0)
 
 
-def _keras_fn(model):
+def _keras_fn(model: Any) -> ProbabilityFn:
     tf = _tf()
 
     @tf.function(reduce_retracing=True)
-    def fn(x):
+    def fn(x: Any) -> Any:
         return model(x, training=False)
 
     return lambda x: np.asarray(fn(tf.convert_to_tensor(x)))
 
 
-def _savedmodel_fn(path: Path):
+def _savedmodel_fn(path: Path) -> tuple[ProbabilityFn, int | None, Any]:
     tf = _tf()
     try:
         loaded = tf.saved_model.load(str(path))
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"{path}: not a SavedModel ({_first_line(e)})") from None
+    except Exception as e:  # TensorFlow raises many types for a foreign file
+        raise ModelFileError(f"{path}: not a SavedModel ({one_line(e)})") from None
     fn = loaded.signatures.get("serving_default")
     if fn is None:
-        raise UserError(f"{path}: the SavedModel has no serving_default signature")
+        raise ModelFileError(f"{path}: the SavedModel has no serving_default signature")
     spec = list(fn.structured_input_signature[1].values())[0]
     name = list(fn.structured_input_signature[1])[0]
     size = int(spec.shape[1]) if spec.shape[1] else None
 
-    def call(x):
+    def call(x: np.ndarray) -> np.ndarray:
         out = fn(**{name: tf.convert_to_tensor(x)})
         return np.asarray(list(out.values())[0])
 
     return call, size, loaded
 
 
-def _tflite_fn(path: Path):
+def _tflite_fn(path: Path) -> tuple[ProbabilityFn, int, Any]:
     tf = _tf()
     try:
         interp = tf.lite.Interpreter(model_path=str(path), num_threads=None)
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"{path}: not a TFLite model ({_first_line(e)})") from None
+    except Exception as e:  # TensorFlow raises many types for a foreign file
+        raise ModelFileError(f"{path}: not a TFLite model ({one_line(e)})") from None
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
     size = int(inp["shape"][1])
 
-    def call(x):
+    def call(x: np.ndarray) -> np.ndarray:
         results = []
         interp.resize_tensor_input(inp["index"], [len(x), size, size, 3])
         interp.allocate_tensors()
@@ -139,7 +111,7 @@ def _tflite_fn(path: Path):
     return call, size, interp
 
 
-def _sidecar(path: Path) -> dict:
+def _sidecar(path: Path) -> dict[str, Any]:
     side = path.with_name(path.name + SIDECAR) if path.is_file() else path / SIDECAR
     try:
         return json.loads(side.read_text())
@@ -162,11 +134,12 @@ def load(source: str | Path, operating_point: str | None = None) -> Predictor:
             "keras",
             str(run.best_model),
             cfg.data.image_size,
+            _keras_fn(model),
+            model,
             run_thresholds(run),
             cfg.eval.operating_point,
+            color=cfg.data.color if cfg.data.color != "auto" else "rgb",
         )
-        p.color = cfg.data.color if cfg.data.color != "auto" else "rgb"
-        p._fn, p.model = _keras_fn(model), model
     elif path.is_dir():
         if not (path / "saved_model.pb").exists():
             raise UserError(
@@ -175,22 +148,23 @@ def load(source: str | Path, operating_point: str | None = None) -> Predictor:
         fn, size, keep = _savedmodel_fn(path)
         meta = _sidecar(path)
         p = Predictor(
-            "savedmodel", str(path), meta.get("image_size", size), meta.get("thresholds", {})
+            "savedmodel",
+            str(path),
+            meta.get("image_size") or size or 64,  # 64: as for a .keras file without a size
+            fn,
+            keep,
+            meta.get("thresholds", {}),
         )
-        p._fn, p.model = fn, keep
     elif path.suffix == ".tflite":
         fn, size, keep = _tflite_fn(path)
         meta = _sidecar(path)
-        p = Predictor("tflite", str(path), size, meta.get("thresholds", {}))
-        p._fn, p.model = fn, keep
-        p._keep = keep
+        p = Predictor("tflite", str(path), size, fn, keep, meta.get("thresholds", {}))
     elif path.suffix == ".keras":
         model = load_keras(path)
         shape = model.inputs[0].shape if getattr(model, "inputs", None) else (None, None)
         meta = _sidecar(path)
         size = meta.get("image_size") or (int(shape[1]) if shape[1] else 64)
-        p = Predictor("keras", str(path), size, meta.get("thresholds", {}))
-        p._fn, p.model = _keras_fn(model), model
+        p = Predictor("keras", str(path), size, _keras_fn(model), model, meta.get("thresholds", {}))
     else:
         raise UserError(
             f"{path}: unknown model format; give a run directory, a .keras or .tflite file, or a SavedModel folder"

@@ -6,12 +6,16 @@ size >= 32 works, and a :class:`CustomDense` head.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
+from malaria_tui.engine.config import ModelConfig
 from malaria_tui.engine.models.layers import BN_MOMENTUM, CustomDense
+from malaria_tui.engine.tfenv import Shape, Tensor
 
 
-def _conv(x, filters, reg, name):
+def _conv(x: Tensor, filters: int, reg: Any, name: str) -> Tensor:
     x = keras.layers.Conv2D(
         filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"{name}_conv"
     )(x)
@@ -19,7 +23,7 @@ def _conv(x, filters, reg, name):
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def cellnet(mc, input_shape) -> keras.Model:
+def cellnet(mc: ModelConfig, input_shape: Shape) -> keras.Model:
     reg = keras.regularizers.L2(mc.l2) if mc.l2 else None
     w = mc.width
     inputs = keras.Input(input_shape, name="image")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
+from malaria_tui.engine.config import ModelConfig
 from malaria_tui.engine.models.layers import BN_MOMENTUM, CustomDense, FeatureExtractor
+from malaria_tui.engine.tfenv import Shape, Tensor
 
 
-def lenet(mc, input_shape) -> keras.Model:
+def lenet(mc: ModelConfig, input_shape: Shape) -> keras.Model:
     """Conv6-BN-pool-drop, Conv16-BN-pool, flatten, Dense100-BN-drop, Dense10-BN, Dense1 sigmoid."""
     reg = keras.regularizers.L2(mc.l2) if mc.l2 else None
     inputs = keras.Input(input_shape, name="image")
@@ -32,7 +36,7 @@ def lenet(mc, input_shape) -> keras.Model:
 class LeNetSubclassed(keras.Model):
     """The same network by subclassing, around :class:`FeatureExtractor` and :class:`CustomDense`."""
 
-    def __init__(self, dropout: float = 0.3, l2: float = 0.0, **kwargs):
+    def __init__(self, dropout: float = 0.3, l2: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dropout_rate = float(dropout)
         self.l2 = float(l2)
@@ -45,7 +49,7 @@ class LeNetSubclassed(keras.Model):
         self.bn2 = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)
         self.out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="parasitized")
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         self.features.build(input_shape)
         shape = self.features.compute_output_shape(tuple(input_shape))
         flat = (None, int(shape[1] * shape[2] * shape[3]))
@@ -55,16 +59,16 @@ class LeNetSubclassed(keras.Model):
         self.bn2.build((None, 10))
         self.out.build((None, 10))
 
-    def call(self, x, training=False):
+    def call(self, x: Tensor, training: bool = False) -> Tensor:
         x = self.flatten(self.features(x, training=training))
         x = self.drop(self.bn1(self.dense1(x), training=training), training=training)
         return self.out(self.bn2(self.dense2(x), training=training))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"dropout": self.dropout_rate, "l2": self.l2, "name": self.name}
 
 
-def lenet_subclassed(mc, input_shape) -> keras.Model:
+def lenet_subclassed(mc: ModelConfig, input_shape: Shape) -> keras.Model:
     model = LeNetSubclassed(dropout=mc.dropout, l2=mc.l2, name="lenet_subclassed")
     model.build((None, *input_shape))
     return model

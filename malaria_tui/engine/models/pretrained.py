@@ -6,10 +6,15 @@ downloads once (Keras caches it under ~/.keras); offline it fails with a clear m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import keras
 
+from malaria_tui.engine.config import ModelConfig
 from malaria_tui.engine.errors import ConfigError
 from malaria_tui.engine.models.layers import CustomDense
+from malaria_tui.engine.tfenv import Shape
 
 BACKBONES = {
     # name: (constructor, rescale scale, rescale offset): maps [0,1] to what the backbone expects
@@ -18,7 +23,7 @@ BACKBONES = {
 }
 
 
-def _backbone(name: str, input_shape, weights: str):
+def _backbone(name: str, input_shape: Shape, weights: str) -> Any:
     ctor = getattr(keras.applications, BACKBONES[name][0])
     try:
         return ctor(
@@ -29,15 +34,15 @@ def _backbone(name: str, input_shape, weights: str):
         )
     except ValueError as e:
         raise ConfigError(f"model.name = {name!r}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - download failures come as many exception types
+    except Exception as e:  # download failures come as many exception types
         raise ConfigError(
             f"model.weights = 'imagenet': could not download {BACKBONES[name][0]} weights ({type(e).__name__}); "
             "set model.weights = 'none' to train from scratch, or run once where the network allows"
         ) from None
 
 
-def pretrained(name: str):
-    def build(mc, input_shape) -> keras.Model:
+def pretrained(name: str) -> Callable[[ModelConfig, Shape], keras.Model]:
+    def build(mc: ModelConfig, input_shape: Shape) -> keras.Model:
         _, scale, offset = BACKBONES[name]
         inputs = keras.Input(input_shape, name="image")
         x = keras.layers.Rescaling(scale, offset, name="to_backbone_range")(inputs)

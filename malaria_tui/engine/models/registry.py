@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from malaria_tui.engine.config import Config, ModelConfig
 from malaria_tui.engine.errors import ConfigError
+from malaria_tui.engine.tfenv import KerasModel, Shape
+
+# (model config, input shape) -> an uncompiled Keras model
+Builder = Callable[[ModelConfig, Shape], KerasModel]
 
 MODEL_NAMES = ["cellnet", "lenet", "lenet_subclassed", "mobilenetv2", "efficientnetb0"]
 
@@ -17,7 +23,7 @@ DESCRIPTIONS = {
 }
 
 
-def _builder(name: str) -> Callable:
+def _builder(name: str) -> Builder:
     if name == "cellnet":
         from malaria_tui.engine.models.cellnet import cellnet
 
@@ -39,7 +45,7 @@ def _builder(name: str) -> Callable:
     )
 
 
-def build_model(config):
+def build_model(config: Config) -> KerasModel:
     """The configured, uncompiled Keras model for ``config.data.image_size`` RGB inputs."""
     from malaria_tui.engine.tfenv import tf
 
@@ -51,7 +57,7 @@ def build_model(config):
     return _builder(config.model.name)(config.model, (size, size, 3))
 
 
-def describe(config) -> dict:
+def describe(config: Config) -> dict[str, Any]:
     """A summary for the TUI's Model screen: parameters, input shape and the layer table."""
     model = build_model(config)
     layers = []

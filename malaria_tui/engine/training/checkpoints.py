@@ -13,8 +13,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from malaria_tui.engine import atomic
+from malaria_tui.engine.tfenv import KerasModel
 from malaria_tui.engine.tfenv import tf as _tf
 
 LATEST = "latest.json"
@@ -31,7 +33,7 @@ class Position:
     dir: str = ""
 
 
-def _checkpoint(model, optimizer):
+def _checkpoint(model: KerasModel, optimizer: Any) -> Any:
     """Weights, optimizer slots and the dropout layers' seed-generator states.
 
     Keras 3 keeps seed states in plain ``SeedGenerator`` objects that TF's object tracking
@@ -44,7 +46,9 @@ def _checkpoint(model, optimizer):
     return tf.train.Checkpoint(model=model, optimizer=optimizer, rng=rng)
 
 
-def save_state(ckpt_dir: Path, model, optimizer, pos: Position, keep: int = 2) -> Path:
+def save_state(
+    ckpt_dir: Path, model: KerasModel, optimizer: Any, pos: Position, keep: int = 2
+) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"state-e{pos.epoch:04d}-s{pos.step:06d}"
     tmp = ckpt_dir / f".{name}.tmp"
@@ -96,7 +100,7 @@ def latest(ckpt_dir: Path) -> Position | None:
     )
 
 
-def restore_state(ckpt_dir: Path, model, optimizer, pos: Position) -> None:
+def restore_state(ckpt_dir: Path, model: KerasModel, optimizer: Any, pos: Position) -> None:
     """Read a saved state into ``model`` and ``optimizer`` (under the run's strategy scope)."""
     if not optimizer.built:  # LossScaleOptimizer.build is not idempotent
         optimizer.build(model.trainable_variables)
@@ -104,7 +108,7 @@ def restore_state(ckpt_dir: Path, model, optimizer, pos: Position) -> None:
     status.assert_existing_objects_matched()
 
 
-def save_model(model, path: Path) -> None:
+def save_model(model: KerasModel, path: Path) -> None:
     """``model.save`` to a temp file in the same folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.keras")

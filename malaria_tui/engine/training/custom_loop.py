@@ -15,19 +15,22 @@ on one device with no distribution overhead.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
 from malaria_tui.engine.errors import TrainingFailed
+from malaria_tui.engine.tfenv import Dataset, KerasModel, Strategy, Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 from malaria_tui.engine.training.keras_metrics import build_metrics
 
 
-def _results(metrics) -> dict[str, float]:
+def _results(metrics: list[Any]) -> dict[str, float]:
     return {m.name: float(m.result()) for m in metrics}
 
 
-def per_example(loss_fn):
+def per_example(loss_fn: Any) -> Any:
     """The same Keras loss returning one value per example (``reduction=None``)."""
     return type(loss_fn).from_config({**loss_fn.get_config(), "reduction": None})
 
@@ -35,15 +38,15 @@ def per_example(loss_fn):
 class CustomLoop:
     def __init__(
         self,
-        model,
-        optimizer,
-        loss_fn,
+        model: KerasModel,
+        optimizer: Any,
+        loss_fn: Any,
         threshold: float,
         *,
-        strategy=None,
+        strategy: Strategy = None,
         jit_compile: bool = False,
         steps_per_execution: int = 1,
-    ):
+    ) -> None:
         tf = _tf()
         from malaria_tui.engine.training import strategy as st
 
@@ -65,7 +68,7 @@ class CustomLoop:
 
     # -- compiled steps ---------------------------------------------------------------------
 
-    def _global_count(self, y):
+    def _global_count(self, y: Tensor) -> Tensor:
         """Examples in this step over all replicas (they can differ on a last, partial batch)."""
         tf = _tf()
         n = tf.shape(y)[0]
@@ -75,11 +78,11 @@ class CustomLoop:
         total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(n, tf.float32))
         return tf.cast(total, tf.int32)
 
-    def _mean_loss(self, y, p, n):
+    def _mean_loss(self, y: Tensor, p: Tensor, n: Tensor) -> Tensor:
         tf = _tf()
         return tf.nn.compute_average_loss(self.loss_fn(y, p), global_batch_size=n)
 
-    def _update(self, metrics, loss, y, p):
+    def _update(self, metrics: list[Any], loss: Tensor, y: Tensor, p: Tensor) -> None:
         # ``loss`` is this replica's share; scaled so the sum over replicas is one update
         # with the step's global loss (the Mean averages steps, as on one device).
         if self.replicas == 1:
@@ -89,7 +92,7 @@ class CustomLoop:
         for m in metrics[1:]:
             m.update_state(y, p)
 
-    def _replica_train_step(self, x, y):
+    def _replica_train_step(self, x: Tensor, y: Tensor) -> Tensor:
         tf = _tf()
         n = self._global_count(y)
         with tf.GradientTape() as tape:
@@ -104,20 +107,20 @@ class CustomLoop:
         self._update(self.train_metrics, loss, y, p)
         return loss
 
-    def _replica_val_step(self, x, y):
+    def _replica_val_step(self, x: Tensor, y: Tensor) -> None:
         n = self._global_count(y)
         p = self.model(x, training=False)
         self._update(self.val_metrics, self._mean_loss(y, p, n), y, p)
 
-    def _train_step(self, x, y):
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
         tf = _tf()
         losses = self.strategy.run(self._replica_train_step, args=(x, y))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
-    def _val_step(self, x, y):
+    def _val_step(self, x: Tensor, y: Tensor) -> None:
         self.strategy.run(self._replica_val_step, args=(x, y))
 
-    def _train_chunk(self, iterator, k):
+    def _train_chunk(self, iterator: Any, k: Tensor) -> tuple[Tensor, Tensor]:
         """Up to ``k`` steps on batches taken from ``iterator`` inside the graph (as Keras
         ``fit`` does), stopping early at the end of the data or at a non-finite loss.
         Returns (steps done, last loss)."""
@@ -137,12 +140,17 @@ class CustomLoop:
 
     # -- Python side ------------------------------------------------------------------------
 
-    def _distribute(self, dataset):
+    def _distribute(self, dataset: Dataset) -> Any:
         if not self.distributed:
             return dataset
         return self.strategy.experimental_distribute_dataset(dataset)
 
-    def train_epoch(self, dataset, start_step: int, on_batch) -> tuple[dict, int, bool]:
+    def train_epoch(
+        self,
+        dataset: Dataset,
+        start_step: int,
+        on_batch: Callable[[int, Callable[[], dict[str, float]]], bool],
+    ) -> tuple[dict[str, float], int, bool]:
         """Run one epoch; ``on_batch(step, logs_fn) -> stop?``. Returns (logs, steps done, stopped)."""
         for m in self.train_metrics:
             m.reset_state()
@@ -166,7 +174,7 @@ class CustomLoop:
                 break
         return _results(self.train_metrics), step, False
 
-    def evaluate(self, dataset) -> dict[str, float]:
+    def evaluate(self, dataset: Dataset) -> dict[str, float]:
         for m in self.val_metrics:
             m.reset_state()
         for x, y in self._distribute(dataset):

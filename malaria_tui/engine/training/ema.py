@@ -9,23 +9,25 @@ weights back after each call.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
-def _pairs(optimizer):
+def _pairs(optimizer: Any) -> tuple[list[Any], list[Any]] | None:
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer wraps Adam
     if not getattr(inner, "use_ema", False) or not inner.built:
         return None
     return inner._trainable_variables, inner._model_variables_moving_average
 
 
-def snapshot(optimizer) -> list | None:
+def snapshot(optimizer: Any) -> list[Any] | None:
     """The raw trainable weights' values when the optimizer averages them, else None."""
     pairs = _pairs(optimizer)
     return None if pairs is None else [v.numpy() for v in pairs[0]]
 
 
-def restore(optimizer, values: list | None) -> None:
+def restore(optimizer: Any, values: list[Any] | None) -> None:
     pairs = _pairs(optimizer)
     if pairs is not None and values is not None:
         for v, r in zip(pairs[0], values, strict=True):
@@ -33,7 +35,7 @@ def restore(optimizer, values: list | None) -> None:
 
 
 @contextmanager
-def averaged_weights(optimizer):
+def averaged_weights(optimizer: Any) -> Iterator[None]:
     """Inside the block the model's trainable weights are their moving averages (if enabled)."""
     pairs = _pairs(optimizer)
     if pairs is None:

@@ -9,30 +9,39 @@ Under a ``tf.distribute`` strategy the model was built in its scope and Keras di
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import keras
 
 from malaria_tui.engine.errors import TrainingFailed
+from malaria_tui.engine.tfenv import Dataset, KerasModel, Strategy
 from malaria_tui.engine.training import ema
 from malaria_tui.engine.training.keras_metrics import build_metrics
 
 
 class _Bridge(keras.callbacks.Callback):
-    def __init__(self, start_step: int, on_batch, batches: int):
+    def __init__(
+        self,
+        start_step: int,
+        on_batch: Callable[[int, Callable[[], dict[str, float]]], bool],
+        batches: int,
+    ) -> None:
         super().__init__()
         self.start = self.step = start_step
         self.end = start_step + batches if batches >= 0 else None
         self.on_batch = on_batch
         self.stopped = False
         self.failed: str | None = None
-        self.raw: list | None = None
+        self.raw: list[Any] | None = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # ``fit`` copies the optimizer's weight average (``optimizer.ema``) into the model when
         # it returns; keep the raw weights to put back, so training continues on them
         self.raw = ema.snapshot(self.model.optimizer)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         # ``batch`` is the index of the last step of the call (Keras calls once per execution
         # and counts a partial last call as whole, so the epoch's length caps it)
@@ -52,15 +61,15 @@ class _Bridge(keras.callbacks.Callback):
 class FitLoop:
     def __init__(
         self,
-        model,
-        optimizer,
-        loss_fn,
+        model: KerasModel,
+        optimizer: Any,
+        loss_fn: Any,
         threshold: float,
         *,
-        strategy=None,
+        strategy: Strategy = None,
         jit_compile: bool = False,
         steps_per_execution: int = 1,
-    ):
+    ) -> None:
         from malaria_tui.engine.tfenv import tf as _tf
 
         self.model = model
@@ -74,7 +83,7 @@ class FitLoop:
                 steps_per_execution=steps_per_execution,
             )
 
-    def _scoped(self, dataset):
+    def _scoped(self, dataset: Dataset) -> AbstractContextManager[Any]:
         """The strategy's scope for a ``fit``/``evaluate`` call on ``dataset``.
 
         Keras 3.15 (``backend/tensorflow/trainer.py``, ``_maybe_symbolic_build``) learns batch
@@ -91,7 +100,12 @@ class FitLoop:
             self.model._distribute_strategy = None
         return self.strategy.scope()
 
-    def train_epoch(self, dataset, start_step: int, on_batch) -> tuple[dict, int, bool]:
+    def train_epoch(
+        self,
+        dataset: Dataset,
+        start_step: int,
+        on_batch: Callable[[int, Callable[[], dict[str, float]]], bool],
+    ) -> tuple[dict[str, float], int, bool]:
         bridge = _Bridge(start_step, on_batch, int(dataset.cardinality()))
         with self._scoped(dataset):
             history = self.model.fit(
@@ -103,7 +117,7 @@ class FitLoop:
         logs = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
         return logs, bridge.step, bridge.stopped
 
-    def evaluate(self, dataset) -> dict[str, float]:
+    def evaluate(self, dataset: Dataset) -> dict[str, float]:
         with self._scoped(dataset):
             out = self.model.evaluate(dataset, verbose=0, return_dict=True)
         return {k: float(v) for k, v in out.items()}

@@ -7,20 +7,28 @@ before counting, so training metrics stay meaningful with mixing on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
+
+from malaria_tui.engine.tfenv import Tensor
 
 METRIC_NAMES = ["custom_accuracy", "accuracy", "precision", "recall", "auc", "tp", "tn", "fp", "fn"]
 
 
 @keras.saving.register_keras_serializable(package="malaria_tui")
 class CustomAccuracy(keras.metrics.Metric):
-    def __init__(self, threshold: float = 0.5, name: str = "custom_accuracy", **kwargs):
+    def __init__(
+        self, threshold: float = 0.5, name: str = "custom_accuracy", **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.threshold = float(threshold)
         self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+    ) -> None:
         ops = keras.ops
         y_true = ops.reshape(ops.cast(ops.round(y_true), "float32"), (-1,))
         y_hat = ops.reshape(ops.cast(ops.greater_equal(y_pred, self.threshold), "float32"), (-1,))
@@ -33,25 +41,28 @@ class CustomAccuracy(keras.metrics.Metric):
         self.correct.assign_add(ops.sum(hits))
         self.count.assign_add(n)
 
-    def result(self):
+    def result(self) -> Tensor:
         return keras.ops.divide_no_nan(self.correct, self.count)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.correct.assign(0.0)
         self.count.assign(0.0)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "threshold": self.threshold}
 
 
 class _Rounded:
     """Mixin: round soft labels before the stock metric sees them."""
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(keras.ops.round(y_true), y_pred, sample_weight)
+    def update_state(
+        self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+    ) -> Any:
+        stock: Any = super()  # the stock metric this is mixed into (see _rounded)
+        return stock.update_state(keras.ops.round(y_true), y_pred, sample_weight)
 
 
-def _rounded(cls):
+def _rounded(cls: type) -> type:
     """A registered subclass of a stock metric that rounds soft labels (serializable)."""
     name = f"Rounded{cls.__name__}"
     if name not in _ROUNDED:
@@ -63,7 +74,7 @@ def _rounded(cls):
 _ROUNDED: dict[str, type] = {}
 
 
-def build_metrics(threshold: float = 0.5) -> list:
+def build_metrics(threshold: float = 0.5) -> list[Any]:
     """Fresh metric objects (names as in METRIC_NAMES), usable by ``compile`` and the custom loop."""
     m = keras.metrics
     return [

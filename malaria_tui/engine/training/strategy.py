@@ -24,8 +24,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
+from typing import Any
 
+from malaria_tui.engine.config import TrainConfig
 from malaria_tui.engine.errors import ConfigError
+from malaria_tui.engine.tfenv import Dataset, Strategy
 from malaria_tui.engine.tfenv import tf as _tf
 
 _multi_worker = None  # TF allows one MultiWorkerMirroredStrategy (collective ops) per process
@@ -35,12 +39,12 @@ _multi_worker = None  # TF allows one MultiWorkerMirroredStrategy (collective op
 _mirrored: dict[tuple[str, ...], object] = {}
 
 
-def gpus() -> list:
+def gpus() -> list[Any]:
     """Physical GPUs TensorFlow can use (listing them does not initialise the runtime)."""
     return _tf().config.list_physical_devices("GPU")
 
 
-def make_strategy(tc):
+def make_strategy(tc: TrainConfig) -> Strategy:
     """The ``tf.distribute.Strategy`` for ``train.strategy`` (see the module docstring).
 
     For ``multi_worker`` call this before TensorFlow runs any op in the process (TF requires
@@ -64,7 +68,7 @@ def make_strategy(tc):
     raise ConfigError(f"train.strategy = {kind!r}: unknown strategy")  # pragma: no cover
 
 
-def _tf_config() -> dict:
+def _tf_config() -> dict[str, Any]:
     """``TF_CONFIG`` parsed and checked, with one clear line for each way it can be wrong."""
     where = "train.strategy = 'multi_worker'"
     raw = os.environ.get("TF_CONFIG", "").strip()
@@ -100,7 +104,7 @@ def _tf_config() -> dict:
     return conf
 
 
-def _multi_worker_strategy():
+def _multi_worker_strategy() -> Strategy:
     global _multi_worker
     if _multi_worker is not None:
         return _multi_worker
@@ -118,11 +122,11 @@ def _multi_worker_strategy():
     return _multi_worker
 
 
-def is_multi_worker(strategy) -> bool:
+def is_multi_worker(strategy: Strategy) -> bool:
     return isinstance(strategy, _tf().distribute.MultiWorkerMirroredStrategy)
 
 
-def is_default(strategy) -> bool:
+def is_default(strategy: Strategy) -> bool:
     """True for TensorFlow's default (no-op) strategy: the plain single-device path."""
     tf = _tf()
     return not isinstance(
@@ -130,7 +134,7 @@ def is_default(strategy) -> bool:
     )
 
 
-def is_chief(strategy) -> bool:
+def is_chief(strategy: Strategy) -> bool:
     """Whether this process writes the run directory (always, except on non-chief workers)."""
     if not is_multi_worker(strategy):
         return True
@@ -144,7 +148,7 @@ def is_chief(strategy) -> bool:
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
-def describe(strategy) -> str:
+def describe(strategy: Strategy) -> str:
     """One line for the run log, e.g. ``MirroredStrategy, 2 replicas``."""
     n = strategy.num_replicas_in_sync
     name = "default (one device)" if is_default(strategy) else type(strategy).__name__
@@ -154,7 +158,7 @@ def describe(strategy) -> str:
     return f"{name}, {n} replica{'s' if n > 1 else ''}"
 
 
-def prepare_dataset(ds, strategy, last_batch: int | None = None):
+def prepare_dataset(ds: Dataset, strategy: Strategy, last_batch: int | None = None) -> Dataset:
     """A batched dataset ready for ``strategy`` (unchanged on the default strategy).
 
     Multi-worker: each worker runs the (deterministic) pipeline and keeps its share of every
@@ -180,7 +184,7 @@ def prepare_dataset(ds, strategy, last_batch: int | None = None):
     return ds
 
 
-def any_worker(strategy, flag: bool) -> bool:
+def any_worker(strategy: Strategy, flag: bool) -> bool:
     """``flag`` OR-ed over every worker (a collective: all workers must call it together)."""
     if not is_multi_worker(strategy):
         return flag
@@ -189,7 +193,7 @@ def any_worker(strategy, flag: bool) -> bool:
     return float(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0.0
 
 
-def sync_interval(strategy, steps: int) -> int | None:
+def sync_interval(strategy: Strategy, steps: int) -> int | None:
     """Multi-worker: the fixed step interval at which every worker reads the (all-reduced)
     metrics and agrees on stopping; ``None`` elsewhere (events are throttled by time)."""
     if not is_multi_worker(strategy):
@@ -197,7 +201,7 @@ def sync_interval(strategy, steps: int) -> int | None:
     return max(1, round(steps / 25))
 
 
-def resolve_jit(tc, strategy) -> bool:
+def resolve_jit(tc: TrainConfig, strategy: Strategy) -> bool:
     """``train.jit_compile``: ``auto`` is XLA on when a GPU is visible and off on the CPU
     (measured slower here, see docs/gpu.md); ``true``/``false`` force it. XLA compiles a step
     for one device, so with several replicas ``auto`` is off (as in Keras) and ``true`` is
@@ -213,7 +217,7 @@ def resolve_jit(tc, strategy) -> bool:
     return bool(gpus()) and not several
 
 
-def policy_name(tc) -> str | None:
+def policy_name(tc: TrainConfig) -> str | None:
     """``mixed_float16`` on a GPU, ``mixed_bfloat16`` on the CPU, ``None`` when off."""
     if not tc.mixed_precision:
         return None
@@ -221,7 +225,7 @@ def policy_name(tc) -> str | None:
 
 
 @contextlib.contextmanager
-def precision(tc):
+def precision(tc: TrainConfig) -> Iterator[str | None]:
     """Set Keras' global dtype policy for the run and restore the previous one afterwards."""
     name = policy_name(tc)
     if name is None:
@@ -237,7 +241,7 @@ def precision(tc):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def wrap_optimizer(optimizer, policy: str | None):
+def wrap_optimizer(optimizer: Any, policy: str | None) -> Any:
     """float16 needs dynamic loss scaling (its range underflows small gradients); bfloat16
     has float32's range and does not."""
     if policy != "mixed_float16":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from malaria_tui.engine.tfenv import KerasModel, Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 
 
@@ -28,7 +29,7 @@ class TensorBoardLog:
                     tf.summary.scalar(k.removeprefix("val_"), float(v))
             writer.flush()
 
-    def predictions(self, epoch: int, model, batch) -> None:
+    def predictions(self, epoch: int, model: KerasModel, batch: tuple[Tensor, Tensor]) -> None:
         """A 4x4 grid of validation cells, framed green when right and red when wrong."""
         if not self.images:
             return

@@ -13,10 +13,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from malaria_tui.engine import rundir as rd
-from malaria_tui.engine.errors import RunDirError, TrainingFailed
+from malaria_tui.engine.config import Config
+from malaria_tui.engine.errors import ConfigError, RunDirError, TrainingFailed
 from malaria_tui.engine.events import (
     BatchEnd,
     CheckpointSaved,
@@ -30,10 +33,18 @@ from malaria_tui.engine.events import (
     RunStarted,
 )
 from malaria_tui.engine.faults import explain_fault
+from malaria_tui.engine.tfenv import KerasModel, Strategy
 from malaria_tui.engine.tfenv import tf as _tf
 from malaria_tui.engine.training import checkpoints as ck
 from malaria_tui.engine.training import strategy as st
+from malaria_tui.engine.training.monitor import Monitor
 from malaria_tui.engine.training.throttle import Throttle
+
+if TYPE_CHECKING:
+    from malaria_tui.engine.data.pipeline import Prepared
+    from malaria_tui.engine.training.custom_loop import CustomLoop
+    from malaria_tui.engine.training.fit_loop import FitLoop
+    from malaria_tui.engine.training.tensorboard_log import TensorBoardLog
 
 
 class _Emitter:
@@ -53,7 +64,7 @@ class _Emitter:
             self.on_event(event)
 
 
-def _split_text(counts: dict) -> str:
+def _split_text(counts: dict[str, dict[str, int]]) -> str:
     """``train 1193 (602 P / 591 U, 134 patients), val ...`` for the log."""
     parts = []
     for name, c in counts.items():
@@ -62,14 +73,8 @@ def _split_text(counts: dict) -> str:
     return ", ".join(parts)
 
 
-def _improved(value: float, best: float | None, mode: str) -> bool:
-    if best is None:
-        return True
-    return value > best if mode == "max" else value < best
-
-
 def train(
-    config=None,
+    config: Config | None = None,
     *,
     runs_dir: str | Path = "runs",
     run: rd.RunDir | None = None,
@@ -92,45 +97,34 @@ def train(
     """
     from malaria_tui.engine.data import pipeline
 
-    if resume:
-        if run is None:
-            raise RunDirError("resume needs a run directory")
-        config = run.load_config()
+    if resume and run is None:
+        raise RunDirError("resume needs a run directory")
+    resumed = run if resume else None
+    if resumed is not None:
+        config = resumed.load_config()
+    elif config is None:
+        raise ConfigError("train needs a config, or a run directory to resume")
     # First, before TensorFlow runs any op: multi-worker collectives are set up at start-up.
     strategy = st.make_strategy(config.train)
     st.resolve_jit(config.train, strategy)  # refuse an impossible XLA setting before any output
     chief = st.is_chief(strategy)
-    if resume:
-        status = run.status()
-        if status in ("completed", "early_stopped"):
-            raise RunDirError(
-                f"{run.path}: already {status.replace('_', ' ')}; nothing to resume (evaluate it instead)"
-            )
-        if status == "running" and chief:  # the chief may already hold a shared run's lock
-            raise RunDirError(
-                f"{run.path}: still being trained by process {rd.lock_holder(run.path)}"
-            )
-        pos = ck.latest(run.checkpoints)
-        # a search trial keeps the test split unseen when resumed by hand, too
-        first = next((e for e in run.events() if e.kind == "run_started"), None)
-        score_test = score_test and (first is None or first.score_test)
+    pos = None
+    if resumed is not None:
+        pos, score_test = _resume_point(resumed, chief, score_test)
     prepared = pipeline.prepare(config)
     # data.batch_size is per replica; every step takes one global batch of batch_size x replicas.
     prepared.batch_size = config.data.batch_size * strategy.num_replicas_in_sync
     # Save what "auto" resolved to, so evaluate/predict/export treat new images the same way.
     data = config.data.model_copy(update={"color": prepared.color, "split": prepared.split_mode})
     config = config.model_copy(update={"data": data})
-    restore_from = run.checkpoints if resume else None
     scratch = None
     if not chief:  # a non-chief worker writes (events, checkpoints) only to a scratch folder
         scratch = Path(tempfile.mkdtemp(prefix="malaria-tui-worker-"))
         run = rd.create(scratch, config.name, config.to_toml())
-    elif not resume and run is None:
+    elif run is None:
         run = rd.create(runs_dir, config.name, config.to_toml())
-    elif not resume:  # a fresh directory made by a front end that had to know it first
+    elif resumed is None:  # a fresh directory made by a front end that had to know it first
         rd.write_config(run, config.to_toml())
-    if not resume:
-        pos = None
     rd.acquire_lock(run)
     pipeline.use_disk_cache(prepared, run.path / "cache")
     writer = rd.EventWriter(run.events_path)
@@ -147,7 +141,7 @@ def train(
                 score_test,
                 strategy=strategy,
                 policy=policy,
-                restore_from=restore_from or run.checkpoints,
+                restore_from=(resumed or run).checkpoints,
             )
     except TrainingFailed as e:
         emit.failed(RunFailed(reason=str(e)))
@@ -163,218 +157,342 @@ def train(
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _resume_point(run: rd.RunDir, chief: bool, score_test: bool) -> tuple[ck.Position | None, bool]:
+    """Where ``run`` resumes, and whether it may score the test split; refuses a run that
+    finished or that another process is training."""
+    status = run.status()
+    if status in ("completed", "early_stopped"):
+        raise RunDirError(
+            f"{run.path}: already {status.replace('_', ' ')}; nothing to resume (evaluate it instead)"
+        )
+    if status == "running" and chief:  # the chief may already hold a shared run's lock
+        raise RunDirError(f"{run.path}: still being trained by process {rd.lock_holder(run.path)}")
+    # a search trial keeps the test split unseen when resumed by hand, too
+    first = next((e for e in run.events() if isinstance(e, RunStarted)), None)
+    return ck.latest(run.checkpoints), score_test and (first is None or first.score_test)
+
+
 def _train(
-    config, run, prepared, pos, emit, stop, score_test=True, *, strategy, policy, restore_from
+    config: Config,
+    run: rd.RunDir,
+    prepared: Prepared,
+    pos: ck.Position | None,
+    emit: Callable[[Event], None],
+    stop: threading.Event,
+    score_test: bool = True,
+    *,
+    strategy: Strategy,
+    policy: str | None,
+    restore_from: Path,
 ) -> rd.RunDir:
+    """Build the model, announce the run, train epoch by epoch (keeping the best model and
+    stopping early per ``train.monitor``), then score the best model."""
     _tf()
-    from malaria_tui.engine import optim
-    from malaria_tui.engine.evaluation import measures
-    from malaria_tui.engine.models.registry import build_model
-    from malaria_tui.engine.training.custom_loop import CustomLoop
-    from malaria_tui.engine.training.ema import averaged_weights
-    from malaria_tui.engine.training.fit_loop import FitLoop
-    from malaria_tui.engine.training.tensorboard_log import TensorBoardLog
-
     tc = config.train
-    epochs = tc.epochs
-    steps = prepared.steps_per_epoch
-    chief = st.is_chief(strategy)
     jit = st.resolve_jit(tc, strategy)
-    with strategy.scope():  # variables (model, optimizer, metrics) mirrored across replicas
-        model = build_model(config)
-        optimizer = st.wrap_optimizer(
-            optim.build_optimizer(config.optimizer, steps, epochs), policy
-        )
-        loss_fn = optim.build_loss(config.loss)
-        loop_cls = CustomLoop if tc.loop == "custom" else FitLoop
-        loop = loop_cls(
-            model,
-            optimizer,
-            loss_fn,
-            config.eval.threshold,
-            strategy=strategy,
-            jit_compile=jit,
-            steps_per_execution=tc.steps_per_execution,
-        )
-        start_epoch, start_step, best, bad_epochs = 0, 0, None, 0
-        if pos is not None:
-            ck.restore_state(restore_from, model, optimizer, pos)
-            start_epoch, start_step = pos.epoch, pos.step
-            best, bad_epochs = pos.best, pos.bad_epochs
-    for path, why in prepared.skipped[:20]:
-        emit(LogMessage(level="warning", message=f"skipped {path}: {why}"))
-    if prepared.skipped:
-        emit(
-            LogMessage(
-                level="warning",
-                message=f"skipped {len(prepared.skipped)} unreadable file(s) in total",
-            )
-        )
-    emit(
-        RunStarted(
-            run_dir=str(run.path),
-            config=config.to_dict(),
-            n_train=prepared.counts["train"]["total"],
-            n_val=prepared.counts["val"]["total"],
-            n_test=prepared.counts["test"]["total"],
-            steps_per_epoch=steps,
-            epochs=epochs,
-            start_epoch=start_epoch,
-            start_step=start_step,
-            resumed=pos is not None,
-            score_test=score_test,
-        )
-    )
-    emit(
-        LogMessage(
-            level="info", message=f"split by {prepared.split_mode}: {_split_text(prepared.counts)}"
-        )
-    )
-    emit(
-        LogMessage(
-            level="info",
-            message=f"strategy {st.describe(strategy)}; global batch {prepared.batch_size}"
-            f" ({config.data.batch_size} per replica); precision {policy or 'float32'};"
-            f" XLA {'on' if jit else 'off'}",
-        )
-    )
-    tb = (
-        TensorBoardLog(run.tensorboard, tc.tensorboard_images) if tc.tensorboard and chief else None
-    )
-    throttle = Throttle(tc.batch_events_per_second)
-    sync_every = st.sync_interval(strategy, steps)
-    last_batch = prepared.counts["train"]["total"] - (steps - 1) * prepared.batch_size
-    monitor = tc.monitor
-    status = "completed"
-    epoch = start_epoch
+    start = pos or ck.Position(epoch=0, step=0, best=None)
+    monitor = Monitor(tc.monitor, tc.monitor_mode, tc.early_stopping, start.best, start.bad_epochs)
+    session = _Session.build(config, run, prepared, emit, stop, strategy, policy, jit, monitor)
+    if pos is not None:
+        session.restore(restore_from, pos)
+    session.announce(start, resumed=pos is not None, score_test=score_test)
+
+    status, epoch = "completed", start.epoch
     try:
-        while epoch < epochs:
+        session.open_tensorboard()
+        while epoch < tc.epochs:
             t0 = time.monotonic()
-            step0 = start_step if epoch == start_epoch else 0
-            ds = st.prepare_dataset(
-                prepared.train_epoch(epoch, skip_batches=step0), strategy, last_batch
-            )
-            ep = epoch
-
-            synced = [step0]
-
-            def on_batch(step, logs_fn, ep=ep, step0=step0, t0=t0, synced=synced):
-                if sync_every:  # multi-worker: every worker reads metrics at the same steps
-                    if step - synced[0] < sync_every and step != steps:
-                        return False
-                    synced[0] = step
-                    due = True
-                else:
-                    due = throttle.due(force=step == steps)
-                if due:
-                    rate = (step - step0) * prepared.batch_size / max(time.monotonic() - t0, 1e-9)
-                    emit(
-                        BatchEnd(
-                            epoch=ep,
-                            step=step,
-                            steps=steps,
-                            metrics=logs_fn(),
-                            images_per_sec=rate,
-                            global_step=ep * steps + step,
-                        )
-                    )
-                return st.any_worker(strategy, stop.is_set()) if sync_every else stop.is_set()
-
-            train_logs, step, stopped = loop.train_epoch(ds, step0, on_batch)
+            step0 = start.step if epoch == start.epoch else 0
+            train_logs, step, stopped = session.train_epoch(epoch, step0, t0)
             if stopped:
-                path = ck.save_state(
-                    run.checkpoints,
-                    model,
-                    optimizer,
-                    ck.Position(epoch, step, best, bad_epochs),
-                    tc.keep_checkpoints,
-                )
-                emit(CheckpointSaved(epoch=epoch, step=step, path=str(path), role="interrupt"))
-                emit(RunInterrupted(epoch=epoch, step=step, checkpoint=str(path)))
+                session.interrupted(epoch, step)
                 return run
             train_seconds = time.monotonic() - t0
-            val_ds = st.prepare_dataset(prepared.eval_dataset("val"), strategy)
-            with averaged_weights(optimizer):
-                val_logs = {f"val_{k}": v for k, v in loop.evaluate(val_ds).items()}
-                if tb:
-                    tb.predictions(epoch, model, next(iter(prepared.eval_dataset("val"))))
-                value = val_logs.get(monitor, train_logs.get(monitor))
-                improved = value is not None and _improved(value, best, tc.monitor_mode)
-                if improved:
-                    ck.save_model(model, run.best_model)
-            seconds = time.monotonic() - t0
+            val_logs, value, improved = session.validate(epoch, train_logs)
             train_logs = {k: v for k, v in train_logs.items() if not k.startswith("val_")}
-            emit(
-                EpochEnd(
-                    epoch=epoch,
-                    epochs=epochs,
-                    train=train_logs,
-                    val=val_logs,
-                    seconds=seconds,
-                    images_per_sec=(step - step0) * prepared.batch_size / max(train_seconds, 1e-9),
-                )
-            )
-            if tb:
-                tb.scalars(epoch, train_logs, val_logs)
+            session.epoch_end(epoch, train_logs, val_logs, t0, train_seconds, step - step0)
             if value is None:
                 raise TrainingFailed(
-                    f"train.monitor = {monitor!r} is not a metric; use e.g. val_auc or val_loss"
+                    f"train.monitor = {tc.monitor!r} is not a metric; use e.g. val_auc or val_loss"
                 )
             if improved:
-                best, bad_epochs = value, 0
                 emit(
                     CheckpointSaved(
                         epoch=epoch,
                         step=step,
                         path=str(run.best_model),
                         role="best",
-                        monitor=monitor,
+                        monitor=tc.monitor,
                         value=value,
                     )
                 )
-            else:
-                bad_epochs += 1
             epoch += 1
-            path = ck.save_state(
-                run.checkpoints,
-                model,
-                optimizer,
-                ck.Position(epoch, 0, best, bad_epochs),
-                tc.keep_checkpoints,
-            )
+            path = session.save_state(epoch, 0)
             emit(CheckpointSaved(epoch=epoch, step=0, path=str(path), role="last"))
-            if tc.early_stopping and bad_epochs >= tc.early_stopping:
+            if monitor.should_stop:
                 status = "early_stopped"
                 emit(
                     LogMessage(
                         level="info",
-                        message=f"early stopping: {monitor} did not improve for {bad_epochs} epochs",
+                        message=f"early stopping: {tc.monitor} did not improve for {monitor.bad_epochs} epochs",
                     )
                 )
                 break
     finally:
-        if tb:
-            tb.close()
-    if not chief:  # the chief evaluates and reports; this worker's scratch folder is deleted
+        session.close()
+    if not st.is_chief(strategy):  # the chief evaluates and reports; this worker's folder goes
         return run
-    import keras
-
-    best_model = (
-        keras.saving.load_model(run.best_model, safe_mode=True, compile=False)
-        if run.best_model.exists()
-        else model
-    )
-    result, roc, preds = measures.evaluate_prepared(
-        best_model, prepared, config.eval, test=score_test
-    )
-    result["data"] = {
-        "source": prepared.source,
-        "split": prepared.split_mode,
-        "counts": prepared.counts,
-    }
-    measures.write_eval(run.eval_dir, result, roc, preds)
-    split = result["split"]
-    emit(EvaluationDone(split=split, metrics=result[split] | {"thresholds": result["thresholds"]}))
-    emit(RunFinished(status=status, epochs_done=epoch, best={"monitor": monitor, "value": best}))
-    shutil.rmtree(run.path / "cache", ignore_errors=True)  # a disk cache is only needed to resume
+    session.finish(status, epoch, score_test)
     return run
+
+
+@dataclass
+class _Session:
+    """What one run's epochs share: the model and its loop, the data, where events go."""
+
+    config: Config
+    run: rd.RunDir
+    prepared: Prepared
+    emit: Callable[[Event], None]
+    stop: threading.Event
+    strategy: Strategy
+    policy: str | None
+    jit: bool
+    monitor: Monitor
+    model: KerasModel
+    optimizer: Any
+    loop: CustomLoop | FitLoop
+    throttle: Throttle  # one for the whole run: batch events keep their rate across epochs
+    tb: TensorBoardLog | None = None
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        run: rd.RunDir,
+        prepared: Prepared,
+        emit: Callable[[Event], None],
+        stop: threading.Event,
+        strategy: Strategy,
+        policy: str | None,
+        jit: bool,
+        monitor: Monitor,
+    ) -> _Session:
+        """The model, its optimizer and the training loop, their variables mirrored across the
+        strategy's replicas."""
+        from malaria_tui.engine import optim
+        from malaria_tui.engine.models.registry import build_model
+        from malaria_tui.engine.training.custom_loop import CustomLoop
+        from malaria_tui.engine.training.fit_loop import FitLoop
+
+        tc = config.train
+        with strategy.scope():
+            model = build_model(config)
+            optimizer = st.wrap_optimizer(
+                optim.build_optimizer(config.optimizer, prepared.steps_per_epoch, tc.epochs), policy
+            )
+            loop_cls = CustomLoop if tc.loop == "custom" else FitLoop
+            loop = loop_cls(
+                model,
+                optimizer,
+                optim.build_loss(config.loss),
+                config.eval.threshold,
+                strategy=strategy,
+                jit_compile=jit,
+                steps_per_execution=tc.steps_per_execution,
+            )
+        throttle = Throttle(tc.batch_events_per_second)
+        return cls(
+            config,
+            run,
+            prepared,
+            emit,
+            stop,
+            strategy,
+            policy,
+            jit,
+            monitor,
+            model,
+            optimizer,
+            loop,
+            throttle,
+        )
+
+    def restore(self, ckpt_dir: Path, pos: ck.Position) -> None:
+        with self.strategy.scope():  # the optimizer's slots are created here when not yet built
+            ck.restore_state(ckpt_dir, self.model, self.optimizer, pos)
+
+    def announce(self, start: ck.Position, resumed: bool, score_test: bool) -> None:
+        """Skipped files, ``run_started``, and the log lines on the split and the computation."""
+        config, prepared, emit, tc = self.config, self.prepared, self.emit, self.config.train
+        for path, why in prepared.skipped[:20]:
+            emit(LogMessage(level="warning", message=f"skipped {path}: {why}"))
+        if prepared.skipped:
+            emit(
+                LogMessage(
+                    level="warning",
+                    message=f"skipped {len(prepared.skipped)} unreadable file(s) in total",
+                )
+            )
+        emit(
+            RunStarted(
+                run_dir=str(self.run.path),
+                config=config.to_dict(),
+                n_train=prepared.counts["train"]["total"],
+                n_val=prepared.counts["val"]["total"],
+                n_test=prepared.counts["test"]["total"],
+                steps_per_epoch=prepared.steps_per_epoch,
+                epochs=tc.epochs,
+                start_epoch=start.epoch,
+                start_step=start.step,
+                resumed=resumed,
+                score_test=score_test,
+            )
+        )
+        emit(
+            LogMessage(
+                level="info",
+                message=f"split by {prepared.split_mode}: {_split_text(prepared.counts)}",
+            )
+        )
+        emit(
+            LogMessage(
+                level="info",
+                message=f"strategy {st.describe(self.strategy)}; global batch {prepared.batch_size}"
+                f" ({config.data.batch_size} per replica); precision {self.policy or 'float32'};"
+                f" XLA {'on' if self.jit else 'off'}",
+            )
+        )
+
+    def open_tensorboard(self) -> None:
+        from malaria_tui.engine.training.tensorboard_log import TensorBoardLog
+
+        tc = self.config.train
+        if tc.tensorboard and st.is_chief(self.strategy):
+            self.tb = TensorBoardLog(self.run.tensorboard, tc.tensorboard_images)
+
+    def train_epoch(self, epoch: int, step0: int, t0: float) -> tuple[dict[str, float], int, bool]:
+        """One epoch from batch ``step0`` with ``batch`` events; (logs, last step, stopped)."""
+        prepared, strategy = self.prepared, self.strategy
+        steps, batch = prepared.steps_per_epoch, prepared.batch_size
+        last_batch = prepared.counts["train"]["total"] - (steps - 1) * batch
+        sync_every = st.sync_interval(strategy, steps)
+        throttle = self.throttle
+        synced = step0
+
+        def on_batch(step: int, logs_fn: Callable[[], dict[str, float]]) -> bool:
+            nonlocal synced
+            if sync_every:  # multi-worker: every worker reads metrics at the same steps
+                if step - synced < sync_every and step != steps:
+                    return False
+                synced = step
+                due = True
+            else:
+                due = throttle.due(force=step == steps)
+            if due:
+                rate = (step - step0) * batch / max(time.monotonic() - t0, 1e-9)
+                self.emit(
+                    BatchEnd(
+                        epoch=epoch,
+                        step=step,
+                        steps=steps,
+                        metrics=logs_fn(),
+                        images_per_sec=rate,
+                        global_step=epoch * steps + step,
+                    )
+                )
+            if sync_every:
+                return st.any_worker(strategy, self.stop.is_set())
+            return self.stop.is_set()
+
+        ds = st.prepare_dataset(
+            prepared.train_epoch(epoch, skip_batches=step0), strategy, last_batch
+        )
+        return self.loop.train_epoch(ds, step0, on_batch)
+
+    def validate(
+        self, epoch: int, train_logs: dict[str, float]
+    ) -> tuple[dict[str, float], float | None, bool]:
+        """Validation logs, the monitored value and whether it is the best so far (the model
+        is then saved as the best one). With ``optimizer.ema`` the moving average is what is
+        validated and saved."""
+        from malaria_tui.engine.training.ema import averaged_weights
+
+        val_ds = st.prepare_dataset(self.prepared.eval_dataset("val"), self.strategy)
+        with averaged_weights(self.optimizer):
+            val_logs = {f"val_{k}": v for k, v in self.loop.evaluate(val_ds).items()}
+            if self.tb:
+                batch = next(iter(self.prepared.eval_dataset("val")))
+                self.tb.predictions(epoch, self.model, batch)
+            value = self.monitor.value(val_logs, train_logs)
+            improved = value is not None and self.monitor.update(value)
+            if improved:
+                ck.save_model(self.model, self.run.best_model)
+        return val_logs, value, improved
+
+    def epoch_end(
+        self,
+        epoch: int,
+        train_logs: dict[str, float],
+        val_logs: dict[str, float],
+        t0: float,
+        train_seconds: float,
+        batches: int,
+    ) -> None:
+        self.emit(
+            EpochEnd(
+                epoch=epoch,
+                epochs=self.config.train.epochs,
+                train=train_logs,
+                val=val_logs,
+                seconds=time.monotonic() - t0,
+                images_per_sec=batches * self.prepared.batch_size / max(train_seconds, 1e-9),
+            )
+        )
+        if self.tb:
+            self.tb.scalars(epoch, train_logs, val_logs)
+
+    def save_state(self, epoch: int, step: int) -> Path:
+        pos = ck.Position(epoch, step, self.monitor.best, self.monitor.bad_epochs)
+        return ck.save_state(
+            self.run.checkpoints,
+            self.model,
+            self.optimizer,
+            pos,
+            self.config.train.keep_checkpoints,
+        )
+
+    def interrupted(self, epoch: int, step: int) -> None:
+        path = self.save_state(epoch, step)
+        self.emit(CheckpointSaved(epoch=epoch, step=step, path=str(path), role="interrupt"))
+        self.emit(RunInterrupted(epoch=epoch, step=step, checkpoint=str(path)))
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()
+
+    def finish(self, status: str, epochs_done: int, score_test: bool) -> None:
+        """Score the best model (thresholds from val; test unless it must stay unseen), write
+        ``eval/`` and report the end of the run."""
+        from malaria_tui.engine.evaluation.eval_dir import write_eval
+        from malaria_tui.engine.evaluation.score_run import evaluate_prepared
+        from malaria_tui.engine.models.loading import load_keras
+
+        run, prepared = self.run, self.prepared
+        best = load_keras(run.best_model) if run.best_model.exists() else self.model
+        result, roc, preds = evaluate_prepared(best, prepared, self.config.eval, test=score_test)
+        result["data"] = {
+            "source": prepared.source,
+            "split": prepared.split_mode,
+            "counts": prepared.counts,
+        }
+        write_eval(run.eval_dir, result, roc, preds)
+        split = result["split"]
+        self.emit(
+            EvaluationDone(
+                split=split, metrics=result[split] | {"thresholds": result["thresholds"]}
+            )
+        )
+        best_so_far = {"monitor": self.monitor.metric, "value": self.monitor.best}
+        self.emit(RunFinished(status=status, epochs_done=epochs_done, best=best_so_far))
+        shutil.rmtree(run.path / "cache", ignore_errors=True)  # only needed to resume

@@ -8,24 +8,28 @@ rerun: there is no hidden RNG state to save or lose.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+from malaria_tui.engine.config import AugmentConfig
+from malaria_tui.engine.data.images import to_model_input
+from malaria_tui.engine.tfenv import Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 
 
-def _uniform(seed, lo=0.0, hi=1.0):
+def _uniform(seed: Tensor, lo: Tensor = 0.0, hi: Tensor = 1.0) -> Tensor:
     tf = _tf()
     return tf.random.stateless_uniform([], seed=seed, minval=lo, maxval=hi)
 
 
-def _maybe(seed, p, fn, image):
+def _maybe(seed: Tensor, p: float, fn: Callable[[Tensor], Tensor], image: Tensor) -> Tensor:
     """``fn(image)`` with probability ``p``."""
     tf = _tf()
     return tf.cond(_uniform(seed) < p, lambda: fn(image), lambda: image)
 
 
-def _rotate(image, degrees):
+def _rotate(image: Tensor, degrees: Tensor) -> Tensor:
     """Rotate about the centre, filling with black like the crops' own background."""
     tf = _tf()
     h = tf.cast(tf.shape(image)[0], tf.float32)
@@ -46,7 +50,7 @@ def _rotate(image, degrees):
     return out[0]
 
 
-def augment_image(image, seed, cfg):
+def augment_image(image: Tensor, seed: Tensor, cfg: AugmentConfig) -> Tensor:
     """One float image in [0,1] (HxWx3) augmented by ``cfg`` (an ``AugmentConfig``)."""
     tf = _tf()
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=10)
@@ -71,7 +75,7 @@ def augment_image(image, seed, cfg):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def _beta(seed, alpha):
+def _beta(seed: Tensor, alpha: float) -> Tensor:
     tf = _tf()
     s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     g1 = tf.random.stateless_gamma([], seed=s1, alpha=alpha)
@@ -79,7 +83,9 @@ def _beta(seed, alpha):
     return g1 / (g1 + g2 + 1e-12)
 
 
-def mix_batch(images, labels, seed, cfg):
+def mix_batch(
+    images: Tensor, labels: Tensor, seed: Tensor, cfg: AugmentConfig
+) -> tuple[Tensor, Tensor]:
     """Mix-Up and CutMix on a batch, each partner being the batch reversed; labels become soft."""
     tf = _tf()
     labels = tf.cast(labels, tf.float32)
@@ -103,18 +109,24 @@ def mix_batch(images, labels, seed, cfg):
     return images, labels
 
 
-def _maybe_pair(seed, p, x, y, fn):
+def _maybe_pair(
+    seed: Tensor,
+    p: float,
+    x: Tensor,
+    y: Tensor,
+    fn: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
+) -> tuple[Tensor, Tensor]:
     tf = _tf()
     return tf.cond(_uniform(seed) < p, lambda: fn(x, y), lambda: (x, y))
 
 
-def _mixup(x, y, seed, alpha):
+def _mixup(x: Tensor, y: Tensor, seed: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
     tf = _tf()
     lam = _beta(seed, alpha)
     return lam * x + (1 - lam) * tf.reverse(x, [0]), lam * y + (1 - lam) * tf.reverse(y, [0])
 
 
-def _cutmix(x, y, seed, alpha):
+def _cutmix(x: Tensor, y: Tensor, seed: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
     tf = _tf()
     s = tf.random.experimental.stateless_split(seed, num=3)
     lam = _beta(s[0], alpha)
@@ -136,15 +148,15 @@ def _cutmix(x, y, seed, alpha):
     return mixed, kept * y + (1 - kept) * tf.reverse(y, [0])
 
 
-def preview(image: np.ndarray, cfg, n: int, seed: int, image_size: int) -> list[np.ndarray]:
+def preview(
+    image: np.ndarray, cfg: AugmentConfig, n: int, seed: int, image_size: int
+) -> list[np.ndarray]:
     """``n`` augmented variants of one uint8 image (any size, gray/RGB/RGBA) as uint8 HxWx3.
 
     Mix-Up and CutMix need a partner image: here it is the same cell rotated by 180 degrees,
     so their effect is visible on a single cell.
     """
     tf = _tf()
-    from malaria_tui.engine.data.pipeline import to_model_input
-
     x = to_model_input(np.asarray(image), image_size)
     partner = tf.image.rot90(x, 2)
     out = []
