@@ -56,3 +56,20 @@ def test_lock_refuses_a_second_trainer(tmp_path):
     (run.path / "run.lock").write_text("999999999")  # dead pid: stale lock is taken over
     rundir.acquire_lock(run)
     assert json.loads((run.path / "run.lock").read_text()) > 1
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Colleagues on a shared box read each other's runs: no 0600 temp-file modes."""
+    import os
+
+    from malaria_tui.engine import atomic
+
+    old = os.umask(0o022)
+    try:
+        atomic.write_json(tmp_path / "a.json", {"x": 1})
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic.write_text(tmp_path / "b.txt", "private")
+        assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

@@ -1,4 +1,4 @@
-"""Loss and optimizer from the config: focal loss by default, Adam with optional decay."""
+"""Loss and optimizer from the config: binary cross-entropy or focal loss, Adam with optional decay."""
 
 from __future__ import annotations
 

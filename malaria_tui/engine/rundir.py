@@ -1,6 +1,6 @@
 """The run directory: the contract between the engine, the headless front end and the TUI.
 
-Layout (documented in README "Run directory")::
+Layout (documented in docs/run-directory.md)::
 
     runs/<YYYYmmdd-HHMMSS>-<name>/
       config.toml        resolved config (every key), written once, atomically
