@@ -9,8 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from malaria_tui.engine.evaluation import score_run
-from malaria_tui.tui import eval_results
+from malaria_tui.engine.evaluation import measures, score_run
 
 SHOWN = ("n", "threshold", "tp", "tn", "fp", "fn", "sensitivity", "specificity", "ppv", "npv")
 SHOWN += ("accuracy",)
@@ -32,7 +31,7 @@ def test_evaluate_json_and_the_evaluate_screen_agree(cells, threshold, one_class
     p = np.array([q for _, q in cells], dtype=float)
     # the CLI prints the report as JSON; NaN survives the round trip as NaN
     reported = json.loads(json.dumps(score_run.report(y, p, threshold, {"youden": threshold})))
-    shown = eval_results.at_threshold(y.astype(np.int8), p, threshold)
+    shown = measures.confusion(y.astype(np.int8), p, threshold)
     for key in SHOWN:
         assert _same(reported[key], getattr(shown, key)), (key, reported[key], getattr(shown, key))
     assert _same(reported["at"]["youden"]["sensitivity"], shown.sensitivity)

@@ -10,7 +10,8 @@ import pytest
 
 from malaria_tui.cli import ExitCode, main
 from malaria_tui.engine import explain
-from malaria_tui.engine.inference import diagnose, predictor, tta
+from malaria_tui.engine.inference import diagnose, predictor
+from malaria_tui.engine.models import tta
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Rich tables for the headless ``evaluate`` and ``data`` commands."""
+"""Rich tables for the headless `evaluate`, `data` and `predict` commands."""
 
 from __future__ import annotations
 

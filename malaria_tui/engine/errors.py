@@ -25,7 +25,11 @@ class TrainingFailed(Exception):
     """Training stopped for a numerical or runtime reason (exit code 1)."""
 
 
-def one_line(e: BaseException) -> str:
-    """An exception as ``Type: first line`` (cut short), to quote inside a one-line message."""
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """An exception as one line to show or quote: a ``UserError`` by its message alone (it is
+    written for the user), anything else as ``Type: first line``, cut at ``limit``."""
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+    head = text[0][:limit] if text else ""
+    if isinstance(e, UserError) and head:
+        return head
+    return f"{type(e).__name__}: {head}" if head else type(e).__name__

@@ -6,7 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from malaria_tui.tui.widgets.topbar import SCREENS
+from malaria_tui.tui.screen_table import SCREENS
 
 
 class MalariaCommands(Provider):
@@ -16,12 +16,12 @@ class MalariaCommands(Provider):
         screen = self.screen
         if hasattr(screen, "palette_commands"):
             out.extend(screen.palette_commands())
-        for key, mode, label, _short in SCREENS:
+        for entry in SCREENS:
             out.append(
                 (
-                    f"Go to {label}",
-                    f"Switch to the {label} screen (key {key})",
-                    partial(app.action_show, mode),
+                    f"Go to {entry.title}",
+                    f"Switch to the {entry.title} screen (key {entry.key})",
+                    partial(app.action_show, entry.mode),
                 )
             )
         return out

@@ -1,13 +1,15 @@
-"""One line per run for the Runs screen, and the validation curves used to compare two runs."""
+"""One line per run for the Runs screen, the validation curves used to compare two runs, and
+the runs other screens open by default."""
 
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from malaria_tui.engine.events import TERMINAL_KINDS
-from malaria_tui.engine.rundir import RunDir, lock_holder
+from malaria_tui.engine.rundir import RunDir, list_runs, lock_holder
 
 
 @dataclass
@@ -41,7 +43,7 @@ def summarize(run: RunDir) -> RunSummary:
         cfg = run.load_config()
         out.model = cfg.model.name
         monitor = cfg.train.monitor
-    except Exception as e:  # noqa: BLE001 - a broken config is shown, not fatal
+    except Exception as e:  # a broken config is shown, not fatal
         out.config_error = str(e)
         monitor = "val_auc"
     last_terminal = None
@@ -96,3 +98,23 @@ def summarize(run: RunDir) -> RunSummary:
                 ys = out.val_curves[key][1]
                 out.best = f"{monitor} {max(ys) if 'loss' not in key else min(ys):.3f}"
     return out
+
+
+def newest_with_model(runs_dir: Path, current: RunDir | None = None) -> RunDir | None:
+    """``current`` when it has a best model, else the newest run under ``runs_dir`` with one."""
+    runs = list_runs(runs_dir)
+    if current is not None:
+        runs.append(current)
+    for run in reversed(runs):
+        if run.best_model.is_file():
+            return run
+    return None
+
+
+def newest_with_eval(runs_dir: Path) -> RunDir | None:
+    for run in reversed(list_runs(runs_dir)):
+        if (run.eval_dir / "metrics.json").is_file() or (
+            run.eval_dir / "predictions.csv"
+        ).is_file():
+            return run
+    return None

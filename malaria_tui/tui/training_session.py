@@ -260,3 +260,16 @@ class TrainingSession:
         self.status = "failed"
         self.failure = e.reason
         self.note("error", f"run failed: {e.reason}", e.time)
+
+    # a grid's own events (engine.grid.search); its trials' runs come as the events above
+
+    def _on_trial_started(self, e) -> None:
+        how = " (resuming)" if e.resumed else ""
+        self.note("info", f"grid trial {e.index}/{e.trials} {e.name}{how}", e.time)
+
+    def _on_trial_ended(self, e) -> None:
+        self.note("info", f"grid trial {e.index}/{e.trials} {e.name}: {e.status}", e.time)
+
+    def _on_grid_ended(self, e) -> None:
+        best = f", best trial {e.best}" if e.best else ""
+        self.note("info", f"grid {e.status}{best}", e.time)

@@ -147,7 +147,8 @@ def write_eval(run: rundir.RunDir, n: int = 40, seed: int = 0) -> None:
         wr.writerows(preds)
     import numpy as np
 
-    from malaria_tui.tui.eval_results import at_threshold, roc_curve
+    from malaria_tui.engine.evaluation.eval_dir import roc_curve
+    from malaria_tui.engine.evaluation.measures import confusion as at_threshold
 
     labels = np.array([p[1] for p in preds])
     probs = np.array([p[2] for p in preds])

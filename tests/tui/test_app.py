@@ -25,6 +25,7 @@ from malaria_tui.tui.screens.runs import RunsScreen
 from malaria_tui.tui.screens.train import TrainScreen
 from malaria_tui.tui.widgets.cells import CellGrid
 from malaria_tui.tui.widgets.form import ConfigField
+from malaria_tui.tui.widgets.topbar import status_content
 
 from .conftest import write_run
 
@@ -109,7 +110,12 @@ def test_every_binding_has_id_description_and_tooltip(runs_dir):
                         and not b.id
                     ):
                         continue  # Textual's own bindings
-                    if type(active.node).__module__.startswith("malaria_tui"):
+                    ours = (
+                        cls
+                        for cls in type(active.node).__mro__
+                        if cls.__module__.startswith("malaria_tui")
+                    )  # a subclass of a Textual widget inherits its bindings too
+                    if any(b in vars(cls).get("BINDINGS", ()) for cls in ours):
                         assert b.id, (key, b)
                         assert b.description, (key, b)
                         assert b.tooltip, (key, b)  # shown when the key bar is hovered
@@ -400,14 +406,14 @@ def test_runs_screen_watches_a_live_run_left_by_another_window(runs_dir):
             assert screen.summaries[live.name].status == "running"
             await pilot.press("w")
             await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
-            assert app.followed_run == live and app.session.epochs_done == 4
-            assert "watch" in app.status_content().plain
+            assert app.controller.followed_run == live and app.session.epochs_done == 4
+            assert "watch" in status_content(app).plain
             writer.write(ev.EvaluationDone(split="test", metrics={"accuracy": 0.9, "auc": 0.95}))
             writer.write(ev.RunFinished(status="completed", epochs_done=4, best={}))
             await wait_for(pilot, lambda: app.session.status == "completed")
             assert app.session.test_metrics["auc"] == 0.95
-            assert app.start_training() is not None  # TF off here: refused, still watching
-            assert app.followed_run == live
+            assert app.controller.start() is not None  # TF off here: refused, still watching
+            assert app.controller.followed_run == live
 
     try:
         run(go())
@@ -481,7 +487,7 @@ def test_screens_are_built_ahead_so_a_first_visit_is_only_a_switch(runs_dir):
     async def go():
         app = create_app(runs_dir=runs_dir, load_tf=False)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: set(app._screen_stacks) == set(app.MODES))
+            await wait_for(pilot, lambda: all(app.get_screen_of(mode) for mode in app.MODES))
             built = {mode: app.get_screen_of(mode) for mode in app.MODES}
             await wait_for(pilot, lambda: all(s.is_mounted for s in built.values()))
             augment = built["augment"]

@@ -17,7 +17,8 @@ from textual.widgets import DataTable, Input
 
 from malaria_tui.engine.data.records import sample_root
 from malaria_tui.tui.app import create_app
-from malaria_tui.tui.screens.predict import PredictScreen, relabel, short_name
+from malaria_tui.tui.screens.predict import PredictScreen, relabel
+from malaria_tui.tui.widgets.cell_table import short_name
 
 from .conftest import write_run
 from .test_app import text_of, wait_for
@@ -133,7 +134,7 @@ def test_predict_a_folder_relabel_sort_gradcam_and_errors(tiny_run, folder, tmp_
             assert [Path(f.folder).parent.name for f in screen.folders] == ["slide-a"] * 2 + [
                 "slide-b"
             ] * 2
-            probs = [c.prob for c in screen.sorted_cells]
+            probs = [c.prob for c in screen.table.sorted_cells]
             assert probs == sorted(probs, reverse=True)  # most suspicious first
             table = screen.query_one("#cells", DataTable)
             assert table.row_count == 20
@@ -156,15 +157,16 @@ def test_predict_a_folder_relabel_sort_gradcam_and_errors(tiny_run, folder, tmp_
             assert screen.predictions_done == 1
 
             # sorting by a header click / o
-            screen.sort_by("file")
-            names = [Path(c.path).name.lower() for c in screen.sorted_cells]
+            screen.table.sort_by("file")
+            names = [Path(c.path).name.lower() for c in screen.table.sorted_cells]
             assert names == sorted(names)
 
             # the highlighted cell: large, with its Grad-CAM overlay beside it
             table.focus()
             await pilot.press("down")
-            await wait_for(pilot, lambda: screen.cam_ready, timeout=60)
-            hit = screen._cams[(screen.cells[screen.selected].path, screen.model_source)]
+            await wait_for(pilot, lambda: screen.cell_view.heat_ready, timeout=60)
+            assert screen.cell_view.path == screen.cells[screen.table.selected].path
+            hit = screen.cell_view.heat_value
             assert isinstance(hit, np.ndarray) and hit.dtype == np.uint8 and hit.ndim == 3
 
             # TTA re-runs the same folder with the 8 views
@@ -193,9 +195,9 @@ def test_evaluate_gallery_shows_gradcam_beside_the_cell(tiny_run):
             dialog = screen.dialog
             await wait_for(pilot, lambda: not isinstance(dialog.heat_value, str), timeout=90)
             assert isinstance(dialog.heat_value, np.ndarray)
-            assert dialog.query_one("#heat").size.width > 8
+            assert dialog.query_one("#cam-img").size.width > 8
             # the model is loaded once and cached for the next cell
-            assert len(app._predictors) == 1
+            assert len(app.predictors) == 1
 
     run(go())
 

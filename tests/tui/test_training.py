@@ -105,11 +105,12 @@ def test_tiny_real_training_run_from_the_train_screen(runs_dir):
 
 
 def _long_config():
+    """Longer than any test waits: a tiny LeNet epoch takes a fraction of a second."""
     return config.load(
         None,
         [
             "data.limit=64",
-            "train.epochs=50",
+            "train.epochs=5000",
             "data.image_size=32",
             "model.name='lenet'",
             "train.tensorboard=false",
@@ -273,7 +274,7 @@ def test_two_watch_windows_follow_one_live_run_without_touching_it(tmp_path):
                     holders.add(rundir.lock_holder(run.path))
                     assert time.monotonic() < deadline, (i, s.status, s.failure)
                     await pilot.pause(0.1)
-                assert app.start_training() is not None  # a watch window never trains
+                assert app.controller.start() is not None  # a watch window never trains
                 await exited.wait()
                 await pilot.press("6")  # reads the run's eval/ files
                 await wait_for(

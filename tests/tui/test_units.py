@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from malaria_tui.engine import events as ev
-from malaria_tui.tui import eval_results as evaldata
+from malaria_tui.engine.evaluation import measures
 from malaria_tui.tui.history import BoundedSeries, downsample
 from malaria_tui.tui.training_session import TrainingSession
 
@@ -92,8 +92,8 @@ def test_session_folds_events_like_the_trainer_sends_them():
 def test_threshold_metrics():
     labels = np.array([1, 1, 1, 0, 0, 0])
     probs = np.array([0.9, 0.6, 0.3, 0.4, 0.2, 0.7])
-    at = evaldata.at_threshold(labels, probs, 0.5)
+    at = measures.confusion(labels, probs, 0.5)
     assert (at.tp, at.fn, at.tn, at.fp) == (2, 1, 2, 1)
     assert at.sensitivity == 2 / 3 and at.specificity == 2 / 3
-    hi = evaldata.at_threshold(labels, probs, 0.95)
+    hi = measures.confusion(labels, probs, 0.95)
     assert hi.tp == 0 and math.isnan(hi.ppv) and hi.npv == 0.5

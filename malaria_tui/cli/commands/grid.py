@@ -109,7 +109,7 @@ def _finish(result, plain: bool) -> int:
 
 def _with_app(spec, path, runs_dir: str, resumed: bool) -> int:
     """The app on its HParams screen, the grid trained by its training controller."""
-    from malaria_tui.tui.app import run_grid_app
+    from malaria_tui.tui.grid_app import run_grid_app
 
     result = run_grid_app(spec, path, runs_dir, resumed)
     return _finish(result, plain=False)

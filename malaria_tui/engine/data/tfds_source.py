@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from malaria_tui.engine.errors import DataError
+from malaria_tui.engine.errors import DataError, one_line
 from malaria_tui.engine.tfenv import Tensor
 from malaria_tui.engine.tfenv import tf as _tf
 
@@ -83,7 +83,7 @@ def load_tfds(
                 f"{int(info.size)} bytes, sha256 {info.checksum[:12]}...)"
             ) from e
         except (OSError, tfds.download.DownloadError) as e:
-            raise DataError(f"tfds: could not prepare {NAME} in {root}: {_one_line(e)}") from e
+            raise DataError(f"tfds: could not prepare {NAME} in {root}: {one_line(e, 300)}") from e
     names = builder.info.features["label"].names
     parasitized = names.index("parasitized")
     ds = builder.as_dataset(split="train", as_supervised=True, shuffle_files=False)
@@ -179,8 +179,3 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
     thread.start()
     thread.join(timeout + 1.0)
     return bool(done and done[0])
-
-
-def _one_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__)[:300]

@@ -1,7 +1,7 @@
-"""2 Augment: each augmentation on/off with its strength, and one real cell augmented N times.
+"""Augment: each augmentation on/off with its strength, and one real cell augmented N times.
 
 The preview calls the engine's own ``augment.preview`` (the same ops training uses), in a
-thread, after TensorFlow has loaded; it refreshes 0.3 s after the last change, or on ``r``.
+thread, after TensorFlow has loaded; it refreshes once the settings stop changing, or on ``r``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class AugmentScreen(BaseScreen):
         root = src.split(":", 1)[1] if src.startswith("folder:") else str(sample_root())
         try:
             scan = scan_folder(root, check=False)
-        except Exception:  # noqa: BLE001 - fall back to the bundled sample
+        except Exception:  # fall back to the bundled sample
             scan = scan_folder(sample_root(), check=False)
         pos = [r for r in scan.records if r.label == 1][:50]
         neg = [r for r in scan.records if r.label == 0][:50]
@@ -190,13 +190,13 @@ class AugmentScreen(BaseScreen):
         import numpy as np
         from PIL import Image
 
-        from malaria_tui.engine.augment import preview
+        from malaria_tui.engine.data.augment import preview
 
         try:
             with Image.open(path) as im:
                 image = np.asarray(im.convert("RGB"))
             out = preview(image, cfg.augment, n, seed, cfg.data.image_size)
-        except Exception as e:  # noqa: BLE001 - shown in the title, the UI keeps going
+        except Exception as e:  # shown in the title, the UI keeps going
             self._preview_key = None
             self.app.call_from_thread(
                 self._show, original, [], f"preview failed: {type(e).__name__}: {e}"

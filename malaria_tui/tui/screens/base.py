@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 
+from malaria_tui.tui.screen_host import ScreenHost
 from malaria_tui.tui.widgets.keybar import KeyBar
 from malaria_tui.tui.widgets.topbar import TopBar
-
-if TYPE_CHECKING:
-    from malaria_tui.tui.app import MalariaApp
 
 QUIT_TOOLTIP = "Quit; during a run, ask whether to keep it training, stop it or stay"
 
@@ -33,8 +31,8 @@ class BaseScreen(Screen):
     ]
 
     @property
-    def mapp(self) -> MalariaApp:
-        return self.app  # type: ignore[return-value]
+    def mapp(self) -> ScreenHost:
+        return cast(ScreenHost, self.app)
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.MODE)
@@ -54,4 +52,4 @@ class BaseScreen(Screen):
 
     def update_status(self) -> None:
         for bar in self.query(TopBar):
-            bar.update_status(self.mapp.status_content())
+            bar.update_status()

@@ -1,4 +1,4 @@
-"""1 Dataset: where the images come from, class/split/patient counts and a gallery of real cells."""
+"""Dataset: where the images come from, class/split/patient counts and a gallery of real cells."""
 
 from __future__ import annotations
 

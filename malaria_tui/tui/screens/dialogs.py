@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from malaria_tui.tui.widgets.cells import CellItem, HalfBlockImage, fit_array, load_rgb
+from malaria_tui.tui.widgets.cell_view import CellView
+from malaria_tui.tui.widgets.cells import CellItem
 
 
 class QuitDialog(ModalScreen[str | None]):
@@ -89,8 +89,8 @@ class QuitDialog(ModalScreen[str | None]):
 class CellDialog(ModalScreen[None]):
     """One cell, large, with its file name, label and patient (and anything else known).
 
-    With ``heat=True`` a second image beside it shows the cell's Grad-CAM heat map once the
-    opener calls :meth:`set_heat` (with the overlay pixels, or a sentence saying why not).
+    With ``heat=True`` its Grad-CAM heat map with the model at ``model`` is shown beside it,
+    or ``note`` saying why there is none.
     """
 
     CSS_PATH = "dialogs.tcss"
@@ -104,27 +104,29 @@ class CellDialog(ModalScreen[None]):
         )
     ]
 
-    def __init__(self, item: CellItem, heat: bool = False) -> None:
+    def __init__(self, item: CellItem, heat: bool = False, model: str = "", note: str = "") -> None:
         super().__init__()
         self.item = item
         self.heat = heat
-        self.heat_value: object = "Grad-CAM…" if heat else None  # pixels or a message
+        self.model = model
+        self.note = note
 
     @property
     def _native(self) -> bool:
         return getattr(self.app, "graphics", "") == "native" and self.item.pixels is None
 
+    @property
+    def view(self) -> CellView:
+        return self.query_one(CellView)
+
+    @property
+    def heat_value(self) -> object:
+        """The heat map shown (uint8 pixels), or the sentence shown in its place."""
+        return self.view.heat_value
+
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="cell"):
-            with Horizontal(id="images"):
-                if self._native:
-                    from textual_image.widget import Image as NativeImage
-
-                    yield NativeImage(self.item.path, id="native-image")
-                else:
-                    yield Static(id="image")
-                if self.heat:
-                    yield Static(id="heat")
+            yield CellView(heat=self.heat, native=self._native, id="images")
             yield Static(self._details(), id="details", markup=False)
             yield Label("[dim]esc closes[/]", id="hint")
 
@@ -134,10 +136,13 @@ class CellDialog(ModalScreen[None]):
         return "\n".join(f"{k:>9}: {v}" for k, v in rows)
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._draw)
+        view = self.view
+        view.side = self._side()
+        view.show(self.item.path, model=self.model, note=self.note, pixels=self.item.pixels)
 
     def on_resize(self) -> None:
-        self._draw()
+        self.view.side = self._side()
+        self.view.redraw()
 
     def _side(self) -> int:
         size = self.app.size
@@ -146,26 +151,3 @@ class CellDialog(ModalScreen[None]):
             cols = max(8, min(48, (size.width - 9) // 2))
         rows = max(4, min(32, size.height - 6 - len(self.item.info)))
         return min(cols, rows * 2)
-
-    def _draw(self) -> None:
-        side = self._side()
-        if not self._native:
-            if self.item.pixels is not None:
-                px = fit_array(self.item.pixels, side, side)
-            else:
-                px = load_rgb(self.item.path, side, side, keep_aspect=True)
-            self.query_one("#image", Static).update(HalfBlockImage(px))
-        if self.heat:
-            heat = self.query_one("#heat", Static)
-            heat.styles.width = side
-            value = self.heat_value
-            if isinstance(value, str):
-                heat.update(Text(value, style="dim"))
-            elif value is not None:
-                heat.update(HalfBlockImage(fit_array(value, side, side)))
-
-    def set_heat(self, value: object) -> None:
-        """Show the Grad-CAM overlay (uint8 HxWx3) or why there is none (a string)."""
-        self.heat_value = value
-        if self.is_mounted:
-            self._draw()

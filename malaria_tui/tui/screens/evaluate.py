@@ -1,4 +1,4 @@
-"""6 Evaluate: test metrics, confusion matrix, ROC with AUC, a movable threshold, mistakes."""
+"""Evaluate: test metrics, confusion matrix, ROC with AUC, a movable threshold, mistakes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from malaria_tui.engine.data.records import CLASS_NAMES, sample_root
+from malaria_tui.engine.evaluation import eval_dir, measures
 from malaria_tui.engine.rundir import RunDir
-from malaria_tui.tui import eval_results as evaldata
+from malaria_tui.tui.run_list import newest_with_eval
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
 from malaria_tui.tui.screens.dialogs import CellDialog
 from malaria_tui.tui.training_session import fmt_metric
@@ -56,7 +57,7 @@ def resolve_image(path: str, run: RunDir | None) -> str:
             src = run.load_config().data.source
             if src.startswith("folder:"):
                 roots.append(Path(src.split(":", 1)[1]).expanduser())
-        except Exception:  # noqa: BLE001 - a broken config only means no folder hint
+        except Exception:  # a broken config only means no folder hint
             pass
     roots.append(sample_root())
     for root in roots:
@@ -128,7 +129,7 @@ class EvaluateScreen(BaseScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.data: evaldata.EvalData | None = None
+        self.data: eval_dir.EvalData | None = None
         self.run: RunDir | None = None
         self.threshold = 0.5
         self.dialog: CellDialog | None = None  # the last cell opened (tests)
@@ -163,7 +164,7 @@ class EvaluateScreen(BaseScreen):
             self.action_reload()
 
     def _wanted_run(self) -> RunDir | None:
-        return self.mapp.current_run or self.mapp.newest_run_with_eval()
+        return self.mapp.current_run or newest_with_eval(self.mapp.runs_dir)
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -181,10 +182,10 @@ class EvaluateScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False)
     def _load(self, run: RunDir) -> None:
-        data = evaldata.load(run.path)
+        data = eval_dir.load(run.path)
         self.app.call_from_thread(self._loaded, run, data)
 
-    def _loaded(self, run: RunDir, data: evaldata.EvalData) -> None:
+    def _loaded(self, run: RunDir, data: eval_dir.EvalData) -> None:
         if run != self.run:
             return
         self.data = data
@@ -252,7 +253,7 @@ class EvaluateScreen(BaseScreen):
                 )
                 self._draw_roc(None)
             return
-        at = evaldata.at_threshold(data.labels, data.probs, self.threshold)
+        at = measures.confusion(data.labels, data.probs, self.threshold)
         self.at = at
         cm = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         cm.add_column("true \\ pred")
@@ -278,7 +279,7 @@ class EvaluateScreen(BaseScreen):
         stats.append(f"accuracy    {_num(at.accuracy)}  of {at.n} {data.split} images\n")
         self.query_one("#at-threshold", Static).update(Group(head, cm, stats))
         self._draw_roc(at)
-        wrong = evaldata.misclassified(data, self.threshold)
+        wrong = eval_dir.misclassified(data, self.threshold)
         items = [
             CellItem(
                 resolve_image(p.path, self.run),
@@ -299,7 +300,7 @@ class EvaluateScreen(BaseScreen):
             "enter: cell + heat map"
         )
 
-    def _draw_roc(self, at: evaldata.AtThreshold | None) -> None:
+    def _draw_roc(self, at: measures.Confusion | None) -> None:
         data = self.data
         assert data is not None
         fpr, tpr = data.roc
@@ -345,14 +346,10 @@ class EvaluateScreen(BaseScreen):
 
     @on(CellGrid.Opened)
     def _open(self, event: CellGrid.Opened) -> None:
-        dialog = CellDialog(event.item, heat=True)
-        self.dialog = dialog
-        self.app.push_screen(dialog)
         why = self._no_heat_reason()
-        if why:
-            dialog.set_heat(why)
-        else:
-            self._explain(self.run, event.item.path, dialog)
+        model = "" if why or self.run is None else str(self.run.path)
+        self.dialog = CellDialog(event.item, heat=True, model=model, note=why)
+        self.app.push_screen(self.dialog)
 
     def _no_heat_reason(self) -> str:
         app = self.mapp
@@ -365,30 +362,6 @@ class EvaluateScreen(BaseScreen):
         if not app.tf_ready:
             return "no Grad-CAM: TensorFlow is off or unavailable in this session"
         return ""
-
-    @work(thread=True, exclusive=True, group="evaluate-cam", exit_on_error=False)
-    def _explain(self, run: RunDir, path: str, dialog: CellDialog) -> None:
-        """The cell's Grad-CAM with the run's best model (loaded once, cached by the app)."""
-        from malaria_tui.engine.explain import gradcam, overlay
-        from malaria_tui.engine.inference.diagnose import load_images
-
-        try:
-            predictor = self.mapp.load_predictor(run.path)
-            if predictor.kind != "keras":
-                result: object = "Grad-CAM needs a Keras model"
-            else:
-                x, ok, bad = load_images(
-                    [Path(path)], predictor.image_size, predictor.color == "gray"
-                )
-                if not ok:
-                    result = f"cannot read the image ({bad[0][1]})"
-                else:
-                    result = overlay(x[0], gradcam(predictor.model, x[:1])[0])
-        except Exception as e:  # noqa: BLE001 - shown in the dialog, never a crash
-            from malaria_tui.tui.screens.predict import first_line
-
-            result = f"no Grad-CAM: {first_line(e)}"
-        self.app.call_from_thread(dialog.set_heat, result)
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [

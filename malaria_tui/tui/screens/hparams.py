@@ -1,7 +1,9 @@
-"""5 HParams: the hyper-parameter grid's ``grid.csv`` as a sortable table, best trial highlighted.
+"""HParams: the hyper-parameter grid's ``grid.csv`` as a sortable table, best trial highlighted.
 
-The grid runs in its own process (``malaria-tui grid``); this screen re-reads the file every
-two seconds while it is shown, so trials appear as they finish.
+``malaria-tui grid`` opens the app here and trains the grid in a worker thread of the app
+(its trials also show on the Train screen); a grid trained elsewhere, headless or by another
+window, shows the same way. This screen re-reads the file while it is shown, so trials appear
+as they progress and finish.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""3 Model: architecture from the registry with its layer summary, and the training knobs.
+"""Model: architecture from the registry with its layer summary, and the training knobs.
 
 Every field is validated through the pydantic Config as you type; a refused value is marked
 with the reason and the config keeps its last valid value.
@@ -141,7 +141,7 @@ class ModelScreen(BaseScreen):
 
         try:
             summary = describe(cfg)
-        except Exception as e:  # noqa: BLE001 - shown in place of the summary
+        except Exception as e:  # shown in place of the summary
             self.app.call_from_thread(self._described, cfg, None, f"{type(e).__name__}: {e}")
             return
         self.app.call_from_thread(self._described, cfg, summary, "")

@@ -1,4 +1,4 @@
-"""8 Runs: every run under runs/, open one in Evaluate, mark two to overlay curves and diff configs."""
+"""Runs: every run under runs/, open one in Evaluate, mark two to overlay curves and diff configs."""
 
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ class RunsScreen(BaseScreen):
                 f"{s.name} is {s.status}; only interrupted runs can be resumed", severity="warning"
             )
             return
-        why = self.mapp.start_training(resume=s.run)
+        why = self.mapp.controller.start(resume=s.run)
         if why:
             self.notify(f"Cannot resume: {why}", severity="warning")
         else:
@@ -214,7 +214,7 @@ class RunsScreen(BaseScreen):
         s = self.highlighted
         if s is None:
             return
-        why = self.mapp.follow_run(s.run)
+        why = self.mapp.controller.follow(s.run)
         if why:
             self.notify(f"Cannot watch: {why}", severity="warning")
         else:
@@ -242,7 +242,7 @@ class RunsScreen(BaseScreen):
         a, b = runs
         try:
             changes = diff(a.run.load_config(), b.run.load_config())
-        except Exception as e:  # noqa: BLE001 - a broken config.toml is reported in place
+        except Exception as e:  # a broken config.toml is reported in place
             diff_w.update(Text(f"cannot diff the configs: {e}", style="red"))
             return
         t = Table(

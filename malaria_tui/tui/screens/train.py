@@ -1,8 +1,9 @@
-"""4 Train: start/stop, progress with ETA and images/s, live loss/metric charts, the event log.
+"""Train: start/stop, progress with ETA and images/s, live loss/metric charts, the event log.
 
-Everything drawn here comes from :class:`~malaria_tui.tui.training_session.TrainingSession`, which the
-app feeds from the trainer thread (live) or from ``events.jsonl`` (watch mode); the app calls
-:meth:`TrainScreen.redraw` at most every 0.25 s, so a fast trainer cannot flood the UI.
+Everything drawn here comes from :class:`~malaria_tui.tui.training_session.TrainingSession`,
+which the training controller feeds from the trainer (its process or thread, or a grid's
+thread) or from a followed ``events.jsonl``; the app calls :meth:`TrainScreen.redraw` at most
+once per UI tick, so a fast trainer cannot flood the UI.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from malaria_tui.tui.widgets.charts import Line, LineChart
 
 VIEWS = ("batch+epoch", "epoch", "batch")
 # While a run is active the charts are redrawn at most this often (the numbers above them at
-# every 0.25 s tick): plotting costs the UI thread ~10 ms a chart, taken from the trainer's GIL.
+# every UI tick): plotting is the UI thread's costliest work, and it takes the trainer's GIL.
 CHART_SECONDS = 1.0
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "", "debug": "dim"}
 
@@ -85,7 +86,7 @@ class TrainScreen(BaseScreen):
         self.redraw()
 
     def on_screen_resume(self) -> None:
-        # The numbers now, the charts (~10 ms each) just after the screen's first frame: the
+        # The numbers now, the costlier charts just after the screen's first frame: the
         # key press shows at once (the charts it shows are those it had when left).
         self.redraw(charts=False)
         self.update_status()
@@ -105,17 +106,17 @@ class TrainScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.mapp
         if action == "start":
-            if app.watch_run is not None:
+            if app.controller.watch_run is not None:
                 return False
             return None if (app.training or not app.tf_ready) else True
         if action == "stop":
-            if app.watch_run is not None:
+            if app.controller.watch_run is not None:
                 return False
             return True if app.training and app.session.status != "stopping" else None
         return True
 
     def action_start(self) -> None:
-        why = self.mapp.start_training()
+        why = self.mapp.controller.start()
         if why:
             self.notify(f"Cannot start: {why}", severity="warning")
         self._log_shown = 0
@@ -124,7 +125,7 @@ class TrainScreen(BaseScreen):
         self.refresh_bindings()
 
     def action_stop(self) -> None:
-        if self.mapp.stop_training():
+        if self.mapp.controller.stop():
             self.notify("Stopping: a resumable checkpoint is being saved…")
         self.redraw()
         self.refresh_bindings()
@@ -188,7 +189,7 @@ class TrainScreen(BaseScreen):
         cfg = s.config or app.config.to_dict()
         model = cfg.get("model", {}).get("name", "?")
         t = Text()
-        watched = app.watch_run or app.followed_run
+        watched = app.controller.watching
         if watched is not None:
             t.append("watching ", style="bold")
             t.append(watched.name, style="bold")
@@ -208,7 +209,7 @@ class TrainScreen(BaseScreen):
             "failed": "bold red",
         }.get(s.status, "dim")
         t.append(s.status.replace("_", " "), style=status_style)
-        if s.status == "idle" and app.watch_run is None:
+        if s.status == "idle" and app.controller.watch_run is None:
             if app.tf_state == "loading":
                 t.append("   TensorFlow loading… (start becomes available when ready)", style="dim")
             elif app.tf_ready:

@@ -68,7 +68,7 @@ def load_rgb(path: str | Path, width: int, height: int, keep_aspect: bool = Fals
             else:
                 im = im.resize((width, height), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8).copy()
-    except Exception:  # noqa: BLE001 - a broken file shows as a placeholder, never crashes the UI
+    except Exception:  # a broken file shows as a placeholder, never crashes the UI
         arr = _placeholder(width, height)
     with _cache_lock:
         _cache[key] = arr

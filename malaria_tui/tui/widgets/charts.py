@@ -70,7 +70,7 @@ class LineChart(PlotextPlot):
 
     def render(self) -> RenderResult:
         """The plot, rebuilt only when data, size or theme changed: Textual renders again on
-        every screen switch, and building a plot costs ~10 ms of the UI thread."""
+        every screen switch, and building a plot is among the costliest work of the UI thread."""
         key = (self._version, self.title, self.size, self.app.theme)
         if self._built is None or self._built[0] != key:
             self._built = (key, self._build())

@@ -6,6 +6,8 @@ config keeps its last valid value.
 
 from __future__ import annotations
 
+import functools
+import operator
 import tomllib
 from typing import Any
 
@@ -15,7 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from malaria_tui.engine.config import flatten
+from malaria_tui.engine import config as config_mod
+from malaria_tui.engine.config import Config, flatten
+from malaria_tui.engine.errors import ConfigError
 
 
 def parse_literal(text: str) -> Any:
@@ -25,6 +29,14 @@ def parse_literal(text: str) -> Any:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+
+
+def with_value(config: Config, key: str, value: Any) -> Config:
+    """``config`` with the dotted ``key`` set to ``value``, validated; raises ConfigError."""
+    tree = config.to_dict()
+    *parents, leaf = key.split(".")
+    functools.reduce(operator.getitem, parents, tree)[leaf] = value
+    return config_mod.build(tree, where="config")
 
 
 def _show(value: Any) -> str:
@@ -100,10 +112,14 @@ class ConfigField(Vertical):
 
     def apply(self, value: Any) -> str:
         """Validate ``value`` for this key through the Config and keep it if valid."""
+        error = ""
         if value == "" and not isinstance(self.current, str):
             error = "a value is needed"
         else:
-            error = self.app.set_config_value(self.key, value) or ""  # type: ignore[attr-defined]
+            try:
+                self.app.config = with_value(self.app.config, self.key, value)  # type: ignore[attr-defined]
+            except ConfigError as e:
+                error = str(e).removeprefix("config: ").removeprefix(f"{self.key}: ")
         self.error = error
         self.set_class(bool(error), "-invalid")
         self.query_one(".field-error", Static).update(error)

@@ -8,17 +8,31 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-SCREENS: list[tuple[str, str, str, str]] = [
-    # (key, mode name, label, short label)
-    ("1", "dataset", "Dataset", "Data"),
-    ("2", "augment", "Augment", "Aug"),
-    ("3", "model", "Model", "Model"),
-    ("4", "train", "Train", "Train"),
-    ("5", "hparams", "HParams", "HPar"),
-    ("6", "evaluate", "Evaluate", "Eval"),
-    ("7", "predict", "Predict", "Pred"),
-    ("8", "runs", "Runs", "Runs"),
-]
+from malaria_tui.tui.screen_host import ScreenHost
+from malaria_tui.tui.screen_table import SCREENS
+
+
+def status_content(app: ScreenHost) -> Content:
+    """The right end of the top line: the run's state, then TensorFlow's."""
+    tf = {
+        "loading": "[$warning]TF loading…[/]",
+        "ready": "[$success]TF ready[/]",
+        "failed": "[$error]TF failed[/]",
+        "off": "[$text-muted]TF off[/]",
+    }[app.tf_state]
+    s = app.session
+    run = ""
+    if app.controller.watching is not None:
+        run = f"[$accent]watch[/] {s.status} "
+    elif s.status == "starting":
+        run = "[$warning]starting…[/] "
+    elif s.active:
+        pct = 100 * s.global_step / s.total_steps if s.total_steps else 0
+        verb = "stopping" if s.status == "stopping" else "training"
+        run = f"[$warning]● {verb}[/] {pct:.0f}% "
+    elif s.status != "idle":
+        run = f"{s.status.replace('_', ' ')} "
+    return Content.from_markup(run + tf)
 
 
 class NavTabs(Widget):
@@ -33,14 +47,14 @@ class NavTabs(Widget):
     def content_for(self, width: int) -> Content:
         for short, pad in ((False, " "), (True, " "), (True, "")):
             parts: list[Content] = []
-            for key, mode, label, short_label in SCREENS:
-                text = short_label if short else label
-                if mode == self.current:
+            for entry in SCREENS:
+                key, text = entry.key, entry.short if short else entry.title
+                if entry.mode == self.current:
                     parts.append(Content.from_markup(f"[reverse $accent]{pad}{key} {text}{pad}[/]"))
                 else:
                     parts.append(
                         Content.from_markup(
-                            f"[@click=app.show('{mode}')]{pad}[b $accent]{key}[/] {text}{pad}[/]"
+                            f"[@click=app.show('{entry.mode}')]{pad}[b $accent]{key}[/] {text}{pad}[/]"
                         )
                     )
             content = Content(" ").join(parts) if not pad else Content("").join(parts)
@@ -69,9 +83,9 @@ class TopBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield NavTabs(self.current)
-        yield Static(self.app.status_content(), id="status", markup=False)  # type: ignore[attr-defined]
+        yield Static(status_content(self.app), id="status", markup=False)  # type: ignore[arg-type]
 
-    def update_status(self, content: Content) -> None:
+    def update_status(self) -> None:
         # not there while the bar is still composing or already torn down (app shutting down)
         for status in self.query("#status").results(Static):
-            status.update(content)
+            status.update(status_content(self.app))  # type: ignore[arg-type]

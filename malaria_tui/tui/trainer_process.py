@@ -5,13 +5,15 @@ data preparation, the end-of-run evaluation) and, in the window's own process, h
 then, so keypresses wait. A child process also outlives the window: quitting can leave the run
 training headless (as ``malaria-tui --no-ui`` would), and a dropped SSH session does not end it.
 
-Parent side: :meth:`TrainerProcess.start` makes the run directory (so it is known at once),
-starts ``python -m malaria_tui.trainproc RUN_DIR [--resume]`` in its own session with its
-output in ``RUN_DIR/train.log``, and :meth:`TrainerProcess.follow` hands every line the child
-appends to ``events.jsonl`` to a callback: the same typed events as a live trainer. Stopping
-sends SIGINT, which the child turns into a resumable checkpoint, as headless runs do.
+This is the parent's side: :meth:`TrainerProcess.start` makes the run directory (so it is
+known at once), starts ``python -m malaria_tui.cli.trainer_child RUN_DIR [--resume]`` in its own
+session with its output in ``RUN_DIR/train.log``, and :meth:`TrainerProcess.follow` hands
+every line the child appends to ``events.jsonl`` to a callback: the same typed events as a
+live trainer. Stopping sends SIGINT, which the child turns into a resumable checkpoint, as
+headless runs do.
 
-No Textual and no TensorFlow here: the child imports TensorFlow when it trains.
+No Textual, no TensorFlow and no command line here: the child is a headless run of the
+command line's, started by module name, so the app that imports this never imports the CLI.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from malaria_tui.engine import rundir as rd
 from malaria_tui.engine.events import TERMINAL_KINDS, Event, LogMessage, RunFailed
 
+CHILD = "malaria_tui.cli.trainer_child"  # the module the child runs
 LOG = "train.log"
 POLL_SECONDS = 0.1
 _OWN_FILES = {rd.CONFIG, rd.EVENTS, rd.LOCK, LOG}  # all a run that never started can hold
@@ -54,10 +57,10 @@ class TrainerProcess:
             skip = rd.EventReader(run.events_path)
             skip.read_new()
             offset = skip.offset
-        args = [sys.executable, "-m", "malaria_tui.trainproc", str(run.path)]
+        args = [sys.executable, "-m", CHILD, str(run.path)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(run.path / LOG, "ab") as log:
-            popen = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
+            popen = subprocess.Popen(  # our own module, run by this interpreter
                 [*args, "--resume"] if resume is not None else args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -155,35 +158,3 @@ class TrainerProcess:
         names = {p.name for p in self.run.path.iterdir()} if self.run.path.is_dir() else set()
         if names <= _OWN_FILES:
             shutil.rmtree(self.run.path, ignore_errors=True)
-
-
-# --- child side ----------------------------------------------------------------------------------
-
-
-def child_main(argv: list[str]) -> int:
-    """Train ``RUN_DIR`` (fresh, its config already there) or resume it, as a headless run
-    would: SIGINT saves a resumable checkpoint; plain lines go to the log."""
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())  # before any slow import
-    from malaria_tui.cli.exitcodes import ExitCode
-    from malaria_tui.cli.headless import run_training
-    from malaria_tui.engine.errors import UserError
-
-    run = rd.RunDir(Path(argv[0]).resolve())
-    resume = "--resume" in argv[1:]
-
-    def job(stop, report):
-        from malaria_tui.engine.training.trainer import train
-
-        config = None if resume else run.load_config()
-        return train(config, run=run, resume=resume, on_event=report, stop=stop)
-
-    try:
-        return int(run_training(job, plain=True, stop=stop))
-    except UserError as e:  # the window reads this line from the log (failure_reason)
-        print(f"malaria-tui: {e}", file=sys.stderr, flush=True)
-        return ExitCode.USAGE
-
-
-if __name__ == "__main__":
-    raise SystemExit(child_main(sys.argv[1:]))

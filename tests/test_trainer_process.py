@@ -15,13 +15,14 @@ import time
 import pytest
 
 from malaria_tui.engine import config, rundir
-from malaria_tui.trainproc import TrainerProcess
+from malaria_tui.tui.trainer_process import TrainerProcess
 from tests.conftest import copy_cells
 
 pytestmark = pytest.mark.slow
 
 
-def _cfg(cells, epochs: int, *extra: str):
+def tiny_folder_config(cells, epochs: int, *extra: str):
+    """LeNet on 32-pixel cells of the folder ``cells``, batches of 4, ``epochs`` epochs."""
     return config.load(
         None,
         [
@@ -50,7 +51,7 @@ def _follow(trainer: TrainerProcess, when=None):
 
 def test_stop_saves_a_checkpoint_and_a_second_child_resumes_it(tmp_path):
     cells = copy_cells(tmp_path / "cells", 16)
-    trainer = TrainerProcess.start(_cfg(cells, 8), tmp_path / "runs")
+    trainer = TrainerProcess.start(tiny_folder_config(cells, 8), tmp_path / "runs")
     run = trainer.run
     assert rundir.lock_holder(run.path) == trainer.pid  # "running" from the first moment
     assert run.status() == "running"
@@ -79,7 +80,7 @@ def test_stop_saves_a_checkpoint_and_a_second_child_resumes_it(tmp_path):
 
 def test_a_bad_folder_is_one_failure_line_and_leaves_no_run_behind(tmp_path):
     runs = tmp_path / "runs"
-    trainer = TrainerProcess.start(_cfg(tmp_path / "missing", 1), runs)
+    trainer = TrainerProcess.start(tiny_folder_config(tmp_path / "missing", 1), runs)
     seen, code = _follow(trainer)
     assert code == 2
     (failed,) = seen
@@ -90,7 +91,7 @@ def test_a_bad_folder_is_one_failure_line_and_leaves_no_run_behind(tmp_path):
 
 def test_a_killed_child_is_reported_and_its_run_kept(tmp_path):
     cells = copy_cells(tmp_path / "cells", 16)
-    trainer = TrainerProcess.start(_cfg(cells, 50), tmp_path / "runs")
+    trainer = TrainerProcess.start(tiny_folder_config(cells, 50), tmp_path / "runs")
 
     def kill_on_first_batch(event):
         if event.kind == "batch":
@@ -103,7 +104,7 @@ def test_a_killed_child_is_reported_and_its_run_kept(tmp_path):
 
 
 def test_the_trainer_process_module_imports_no_ui_and_no_tensorflow():
-    code = "import sys, malaria_tui.trainproc; print(' '.join(sys.modules))"
+    code = "import sys, malaria_tui.tui.trainer_process; print(' '.join(sys.modules))"
     mods = set(
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
@@ -114,7 +115,7 @@ def test_the_trainer_process_module_imports_no_ui_and_no_tensorflow():
 
 def test_stop_before_the_child_trains_is_a_stop_not_a_failure(tmp_path):
     cells = copy_cells(tmp_path / "cells", 16)
-    trainer = TrainerProcess.start(_cfg(cells, 2), tmp_path / "runs")
+    trainer = TrainerProcess.start(tiny_folder_config(cells, 2), tmp_path / "runs")
     time.sleep(0.5)  # the child is importing TensorFlow: no step has run yet
     assert trainer.stop()
     seen, code = _follow(trainer)
