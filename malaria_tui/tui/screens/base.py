@@ -18,6 +18,29 @@ QUIT_TOOLTIP = "Quit; during a run, ask whether to keep it training, stop it or 
 PaletteCommand = tuple[str, str, Callable[[], object]]
 
 
+def threshold_bindings(screen: str) -> list[Binding]:
+    """``+``/``-`` move a decision threshold by 0.01: the same keys wherever there is one."""
+    return [
+        Binding(
+            "plus,equals_sign",
+            "threshold(0.01)",
+            "Threshold",
+            id=f"{screen}.threshold_up",
+            tooltip="Raise the decision threshold by 0.01",
+            key_display="+/-",
+        ),
+        Binding(
+            "minus,underscore",
+            "threshold(-0.01)",
+            "Thr -",
+            id=f"{screen}.threshold_down",
+            tooltip="Lower the decision threshold by 0.01",
+            key_display="-",
+            show=False,
+        ),
+    ]
+
+
 class BaseScreen(Screen):
     MODE: str = ""
     BINDINGS = [

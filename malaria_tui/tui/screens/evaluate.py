@@ -19,7 +19,7 @@ from malaria_tui.engine.data.records import CLASS_NAMES, sample_root
 from malaria_tui.engine.evaluation import eval_dir, measures
 from malaria_tui.engine.rundir import RunDir
 from malaria_tui.tui.run_list import newest_with_eval
-from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
+from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand, threshold_bindings
 from malaria_tui.tui.screens.dialogs import CellDialog
 from malaria_tui.tui.training_session import fmt_metric
 from malaria_tui.tui.widgets.cells import CellGrid, CellItem
@@ -71,23 +71,7 @@ class EvaluateScreen(BaseScreen):
     CSS_PATH = "evaluate.tcss"
     AUTO_FOCUS = "#errors"
     BINDINGS = [
-        Binding(
-            "plus,equals_sign",
-            "threshold(0.01)",
-            "Threshold",
-            id="evaluate.threshold_up",
-            tooltip="Raise the decision threshold by 0.01",
-            key_display="+/-",
-        ),
-        Binding(
-            "minus,underscore",
-            "threshold(-0.01)",
-            "Thr -",
-            id="evaluate.threshold_down",
-            tooltip="Lower the decision threshold by 0.01",
-            key_display="-",
-            show=False,
-        ),
+        *threshold_bindings("evaluate"),
         Binding(
             "d",
             "preset('default')",

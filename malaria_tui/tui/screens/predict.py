@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 
 from malaria_tui.engine.errors import one_line
 from malaria_tui.tui.run_list import newest_with_model
-from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
+from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand, threshold_bindings
 from malaria_tui.tui.widgets.cell_table import NARROW, CellTable
 from malaria_tui.tui.widgets.cell_view import CellView
 from malaria_tui.tui.widgets.folder_summary import FolderSummary
@@ -71,23 +71,7 @@ class PredictScreen(BaseScreen):
             tooltip="Leave the field being edited",
             show=False,
         ),
-        Binding(
-            "plus,equals_sign",
-            "threshold(0.01)",
-            "Threshold",
-            id="predict.threshold_up",
-            tooltip="Raise the decision threshold by 0.01",
-            key_display="+/-",
-        ),
-        Binding(
-            "minus,underscore",
-            "threshold(-0.01)",
-            "Thr -",
-            id="predict.threshold_down",
-            tooltip="Lower the decision threshold by 0.01",
-            key_display="-",
-            show=False,
-        ),
+        *threshold_bindings("predict"),
         Binding(
             "t",
             "toggle_tta",
