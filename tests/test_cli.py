@@ -105,6 +105,12 @@ def test_headless_run_then_evaluate_then_data(tmp_path):
     assert "\x1b" not in out.stdout and "\r" not in out.stdout  # plain output when piped
     assert re.search(r"^epoch 1/1 .* img/s loss=", out.stdout, re.M)
     assert "test: accuracy=" in out.stdout and "I0000" not in out.stderr
+    # the end says where the run is, its figures rounded, and what to type next
+    assert re.search(r"^  at 0\.500: sensitivity=\S+ specificity=\S+", out.stdout, re.M)
+    assert "(sensitivity target, chosen on val)" in out.stdout
+    assert re.search(r"best val_auc=\d\.\d{4}( |$)", out.stdout, re.M), out.stdout
+    assert "evaluating the best model on the test split ..." in out.stdout
+    assert f"run directory: {runs}" in out.stdout and "next: malaria-tui evaluate " in out.stdout
     (run,) = runs.iterdir()
     assert run.name.endswith("-e2e")
     ev = _run("evaluate", str(run), "--json")

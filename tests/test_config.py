@@ -85,3 +85,23 @@ def test_toml_round_trip_and_diff():
     b = config.build(tomllib.loads(a.to_toml()))
     assert a == b
     assert config.diff(a, config.Config()) == {"train.epochs": (3, config.Config().train.epochs)}
+
+
+def test_runs_without_a_name_are_named_by_model_and_what_differs():
+    from malaria_tui.engine.config import load, run_name
+
+    assert run_name(load(None, [])) == "cellnet"
+    assert (
+        run_name(load(None, ["optimizer.learning_rate=0.003", "model.dropout=0.4"]))
+        == "cellnet-lr0.003-do0.4"
+    )
+    assert run_name(load(None, ["augment.mixup.enabled=true"])) == "cellnet-mixup"
+    assert run_name(load(None, ['model.name="lenet"', 'name="mine"'])) == "mine"
+    long = run_name(
+        load(
+            None,
+            [f"model.{k}" for k in ("dropout=0.1", "width=8", "l2=0")]
+            + ["train.epochs=2", "seed=1", "data.image_size=40"],
+        )
+    )
+    assert long.count("-") == 4 and "/" not in long  # at most four differences named

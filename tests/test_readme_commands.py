@@ -125,6 +125,7 @@ def test_the_readme_main_job_as_typed(tmp_path):
     out = cli(*typed[1:], cwd=tmp_path, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.endswith("-cellnet")  # no --name: named by its model
     test = json.loads((run / "eval" / "metrics.json").read_text())["test"]
     assert test["n"] > 100 and test["accuracy"] > 0.85, test
 

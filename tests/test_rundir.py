@@ -73,3 +73,24 @@ def test_written_files_follow_the_umask(tmp_path):
         assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_damaged_checkpoint_pointer_recovers_the_newest_intact_state_or_refuses(tmp_path):
+    import pytest
+
+    from malaria_tui.engine.errors import RunDirError
+    from malaria_tui.engine.training.checkpoints import resume_position
+
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    assert resume_position(ckpt) is None  # nothing saved yet: a fresh start is the truth
+    (ckpt / "latest.json").write_text("{ torn")
+    with pytest.raises(RunDirError, match="latest.json: damaged"):
+        resume_position(ckpt)
+    for name in ("state-e0001-s000000", "state-e0002-s000000"):
+        (ckpt / name).mkdir()
+        (ckpt / name / "ckpt.index").write_bytes(b"")
+    (ckpt / "state-e0003-s000000").mkdir()  # torn: no index
+    pos = resume_position(ckpt)
+    assert (pos.epoch, pos.step, pos.dir) == (2, 0, "state-e0002-s000000")
+    assert "recovered from state-e0002-s000000" in pos.note

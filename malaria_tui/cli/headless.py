@@ -12,15 +12,30 @@ import time
 from malaria_tui.engine.events import Event
 
 SHOW = ("loss", "accuracy", "auc")
+POINTS = {"sensitivity_target": "sensitivity target", "youden": "Youden"}
 
 
 def _fmt(logs: dict, prefix: str = "") -> str:
     return " ".join(f"{prefix}{k}={logs[prefix + k]:.4f}" for k in SHOW if prefix + k in logs)
 
 
+def _num(v: float | None, digits: int = 4) -> str:
+    return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 class PlainReporter:
+    """One line per event that matters; at the end, what a person needs next: where the run
+    is, its figures rounded, and the commands that use it."""
+
     def __init__(self, stream=None):
         self.out = stream or sys.stdout
+        self.run_dir = ""
+        self.started = time.monotonic()
+        self.best_epoch: int | None = None
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -28,11 +43,16 @@ class PlainReporter:
     def __call__(self, ev: Event) -> None:
         k = ev.kind
         if k == "run_started":
+            self.run_dir, self.started = ev.run_dir, time.monotonic()
             what = "resumed" if ev.resumed else "started"
             self._print(
                 f"run {what}: {ev.run_dir} | train {ev.n_train}, val {ev.n_val}, test {ev.n_test} images | "
                 f"{ev.epochs} epochs x {ev.steps_per_epoch} steps"
             )
+        elif k == "phase":
+            self._print(f"{ev.what} ...")
+        elif k == "checkpoint_saved" and ev.role == "best":
+            self.best_epoch = ev.epoch + 1
         elif k == "epoch_end":
             self._print(
                 f"epoch {ev.epoch + 1}/{ev.epochs} {ev.seconds:.1f}s {ev.images_per_sec:.0f} img/s "
@@ -41,13 +61,7 @@ class PlainReporter:
         elif k == "log" and ev.level != "debug":
             self._print(f"{ev.level}: {ev.message}")
         elif k == "evaluation_done":
-            m = ev.metrics
-            th = m.get("thresholds", {})
-            self._print(
-                f"{ev.split}: accuracy={m['accuracy']:.4f} auc={m['auc']:.4f} sensitivity={m['sensitivity']:.4f} "
-                f"specificity={m['specificity']:.4f} (threshold {m['threshold']:.2f}; "
-                f"sensitivity-target threshold {th.get('sensitivity_target', float('nan')):.3f})"
-            )
+            self._evaluation(ev.split, ev.metrics)
         elif k == "run_interrupted":
             self._print(
                 f"interrupted at epoch {ev.epoch + 1}, step {ev.step}; resumable checkpoint: {ev.checkpoint}"
@@ -55,8 +69,37 @@ class PlainReporter:
         elif k == "run_failed":
             self._print(f"run failed: {ev.reason}")
         elif k == "run_finished":
+            self._finished(ev)
+
+    def _evaluation(self, split: str, m: dict) -> None:
+        """The split's figures at 0.5 and at every threshold chosen on validation."""
+        self._print(
+            f"{split}: accuracy={_num(m['accuracy'])} auc={_num(m['auc'])} ({m['n']} cells)"
+        )
+        rows = [(f"{m['threshold']:.3f}", "", m)]
+        for name, at in m.get("at", {}).items():
+            rows.append(
+                (f"{at['threshold']:.3f}", f" ({POINTS.get(name, name)}, chosen on val)", at)
+            )
+        for th, why, at in rows:
             self._print(
-                f"run {ev.status} after {ev.epochs_done} epochs; best {ev.best['monitor']}={ev.best['value']}"
+                f"  at {th}{why}: sensitivity={_num(at['sensitivity'])} "
+                f"specificity={_num(at['specificity'])} accuracy={_num(at['accuracy'])}"
+            )
+
+    def _finished(self, ev: Event) -> None:
+        best = ev.best
+        at = f" at epoch {self.best_epoch}" if self.best_epoch else ""
+        self._print(
+            f"run {ev.status} after {ev.epochs_done} epochs "
+            f"({_duration(time.monotonic() - self.started)}); "
+            f"best {best['monitor']}={_num(best['value'])}{at}"
+        )
+        if self.run_dir:
+            self._print(f"run directory: {self.run_dir}")
+            self._print(
+                f"next: malaria-tui evaluate {self.run_dir} | malaria-tui watch {self.run_dir} | "
+                f"malaria-tui export {self.run_dir} --format tflite"
             )
 
     def close(self) -> None:
@@ -64,7 +107,8 @@ class PlainReporter:
 
 
 class RichReporter(PlainReporter):
-    """Epoch and batch bars with ETA, images/s and live loss/accuracy."""
+    """Epoch and batch bars with ETA, images/s and live loss/accuracy, narrow enough for 80
+    columns; they vanish when the run ends, leaving the epoch lines and the summary."""
 
     def __init__(self):
         from rich.console import Console
@@ -73,7 +117,6 @@ class RichReporter(PlainReporter):
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
@@ -81,17 +124,15 @@ class RichReporter(PlainReporter):
         super().__init__(self.console.file)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(compact=True),
             TextColumn("{task.fields[info]}"),
             console=self.console,
-            transient=False,
+            transient=True,
         )
         self.epochs_task = None
         self.batch_task = None
-        self._started = time.monotonic()
 
     def _print(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False)
@@ -108,7 +149,7 @@ class RichReporter(PlainReporter):
                 "batches", total=ev.steps_per_epoch, completed=ev.start_step, info=""
             )
         elif k == "batch" and self.batch_task is not None:
-            info = f"{ev.images_per_sec:,.0f} img/s  {_fmt(ev.metrics)}"
+            info = f"{ev.images_per_sec:,.0f} img/s " + _short(ev.metrics)
             self.progress.update(
                 self.batch_task,
                 completed=ev.step,
@@ -118,18 +159,26 @@ class RichReporter(PlainReporter):
             )
         elif k == "epoch_end" and self.epochs_task is not None:
             self.progress.update(
-                self.epochs_task, completed=ev.epoch + 1, info=_fmt(ev.val, "val_")
+                self.epochs_task, completed=ev.epoch + 1, info=_short(ev.val, "val_")
             )
             self.progress.reset(self.batch_task, total=self.progress.tasks[1].total, info="")
             super().__call__(ev)
         else:
-            if k in ("run_finished", "run_failed", "run_interrupted", "evaluation_done"):
+            if k in ("run_finished", "run_failed", "run_interrupted", "evaluation_done") or (
+                k == "phase" and ev.what.startswith("evaluating")
+            ):
                 self.close()
             super().__call__(ev)
 
     def close(self) -> None:
         if self.progress.live.is_started:
             self.progress.stop()
+
+
+def _short(logs: dict, prefix: str = "") -> str:
+    """Live figures for a progress bar: 3 decimals, short names, so the bar fits 80 columns."""
+    names = {"loss": "loss", "accuracy": "acc", "auc": "auc"}
+    return " ".join(f"{names[k]} {logs[prefix + k]:.3f}" for k in SHOW if prefix + k in logs)
 
 
 def reporter(force_plain: bool = False) -> PlainReporter:

@@ -31,3 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("malaria-tui: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Exception as e:  # a fault no command foresaw: one line, the traceback with --verbose
+        from malaria_tui.engine import tfenv
+        from malaria_tui.engine.faults import explain_fault
+
+        if tfenv._verbose:
+            raise
+        print(f"malaria-tui: {name}: {explain_fault(e)}", file=sys.stderr)
+        return ExitCode.FAILED

@@ -284,3 +284,46 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+DEFAULT_NAME = "run"
+# Short names for the keys people vary most; any other key is named by its last part.
+_SHORT = {
+    "optimizer.learning_rate": "lr",
+    "model.dropout": "do",
+    "model.width": "w",
+    "model.l2": "l2",
+    "model.dense_units": "units",
+    "train.epochs": "ep",
+    "data.image_size": "px",
+    "data.batch_size": "bs",
+    "optimizer.schedule": "",
+    "loss.name": "",
+    "train.loop": "",
+    "seed": "seed",
+}
+_IGNORED = ("name", "data.source", "data.limit", "data.cache", "train.tensorboard_images")
+
+
+def run_name(config: Config, max_parts: int = 4) -> str:
+    """The run directory's name: ``config.name`` when one was given, else the model and what
+    differs from the defaults, e.g. ``cellnet-lr0.003-do0.4``, so a list of runs says which
+    is which."""
+    if config.name != DEFAULT_NAME:
+        return config.name
+    changed = diff(Config(), config)
+    parts = [config.model.name]
+    order = list(_SHORT)
+    for key in sorted(changed, key=lambda k: (order.index(k) if k in _SHORT else len(order), k)):
+        if key in _IGNORED or key == "model.name" or len(parts) > max_parts:
+            continue
+        value = changed[key][1]
+        if isinstance(value, bool):
+            *_, section, last = ["", *key.split(".")]
+            what = section if last == "enabled" else last
+            text = what if value else "no" + what
+        else:
+            short = _SHORT.get(key, key.rsplit(".", 1)[-1])
+            text = f"{short}{value:g}" if isinstance(value, float) else f"{short}{value}"
+        parts.append("".join(c if c.isalnum() or c in "._" else "_" for c in text))
+    return "-".join(parts)

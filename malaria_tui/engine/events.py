@@ -71,6 +71,15 @@ class CheckpointSaved(Event):
 
 
 @dataclass(frozen=True)
+class Phase(Event):
+    """What a run is doing while no batch is counted (compiling the step, the final
+    evaluation), so a front end can say so instead of standing still."""
+
+    kind: ClassVar[str] = "phase"
+    what: str
+
+
+@dataclass(frozen=True)
 class EvaluationDone(Event):
     kind: ClassVar[str] = "evaluation_done"
     split: str
@@ -113,6 +122,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BatchEnd,
         EpochEnd,
         CheckpointSaved,
+        Phase,
         EvaluationDone,
         LogMessage,
         RunFinished,

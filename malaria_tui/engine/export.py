@@ -55,6 +55,24 @@ def _representative(prepared: Any, n: int = 200) -> Callable[[], Iterator[list[n
     return gen
 
 
+def _prepare_destination(dest: Path, folder: bool) -> None:
+    """Make the folder an export goes into, or say in one line why it cannot be, before any
+    slow work starts."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"--out {dest}: cannot create the folder {dest.parent} ({e.strerror}); "
+            "choose another path"
+        ) from None
+    if not os.access(dest.parent, os.W_OK):
+        raise UserError(f"--out {dest}: {dest.parent} is not writable; choose another path")
+    if dest.is_dir() and not folder:
+        raise UserError(f"--out {dest}: is a folder; give a file name")
+    if dest.exists() and not dest.is_dir() and folder:
+        raise UserError(f"--out {dest}: is a file; a SavedModel is a folder, give a new name")
+
+
 def export_run(
     run_path: str | os.PathLike[str], fmt: str, out: str | None = None, quantize: str | None = None
 ) -> dict[str, Any]:
@@ -68,9 +86,6 @@ def export_run(
     if quantize and (quantize != "int8" or fmt != "tflite"):
         raise UserError("--quantize int8 goes with --format tflite only")
     run = rundir.open_run(run_path)
-    cfg = run.load_config()
-    model = load_best(run)
-    size = cfg.data.image_size
     suffix = {
         "keras": ".keras",
         "savedmodel": "",
@@ -79,7 +94,10 @@ def export_run(
     dest = (
         Path(out).expanduser() if out else run.path / "export" / f"model{suffix or '-savedmodel'}"
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _prepare_destination(dest, folder=fmt == "savedmodel")
+    cfg = run.load_config()
+    model = load_best(run)
+    size = cfg.data.image_size
     if fmt == "keras":
         from malaria_tui.engine.training.checkpoints import save_model
 

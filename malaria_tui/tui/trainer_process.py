@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from malaria_tui.engine import rundir as rd
+from malaria_tui.engine.config import run_name
 from malaria_tui.engine.events import TERMINAL_KINDS, Event, LogMessage, RunFailed
 
 CHILD = "malaria_tui.cli.trainer_child"  # the module the child runs
@@ -51,7 +52,7 @@ class TrainerProcess:
     def start(cls, config=None, runs_dir: str | Path = "runs", resume: rd.RunDir | None = None):
         """Start training ``config`` in a new run under ``runs_dir``, or continue ``resume``."""
         if resume is None:
-            run, fresh, offset = rd.create(runs_dir, config.name, config.to_toml()), True, 0
+            run, fresh, offset = rd.create(runs_dir, run_name(config), config.to_toml()), True, 0
         else:  # follow from the end of the last whole line: a torn one is ended by the child
             run, fresh = resume, False
             skip = rd.EventReader(run.events_path)

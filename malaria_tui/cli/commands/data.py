@@ -26,9 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from malaria_tui.engine import config
+    from malaria_tui.engine import config, tfenv
     from malaria_tui.engine.data.describe import describe
 
+    tfenv.divert_native_stderr()  # tfds imports TensorFlow, whose C++ logs would come first
     cfg = config.load(args.config, [*args.set, f"data.source={json.dumps(args.spec)}"])
     info = describe(cfg)
     if args.json:

@@ -31,6 +31,7 @@ class Position:
     best: float | None
     bad_epochs: int = 0
     dir: str = ""
+    note: str = ""  # how it was found, when not through an intact latest.json
 
 
 def _checkpoint(model: KerasModel, optimizer: Any) -> Any:
@@ -97,6 +98,36 @@ def latest(ckpt_dir: Path) -> Position | None:
         return None
     return Position(
         data["epoch"], data["step"], data.get("best"), data.get("bad_epochs", 0), data["dir"]
+    )
+
+
+def resume_position(ckpt_dir: Path) -> Position | None:
+    """Where a resume starts: the state ``latest.json`` points at. When that pointer is damaged
+    or points nowhere, the newest intact ``state-*`` folder, with a ``note`` saying so (the
+    best value and patience are then unknown: the caller recovers them from the event log).
+    None only when the run saved no state at all; a run whose states are all damaged is
+    refused, never silently trained again from the start."""
+    from malaria_tui.engine.errors import RunDirError
+
+    pos = latest(ckpt_dir)
+    if pos is not None:
+        return pos
+    pointer = ckpt_dir / LATEST
+    states = sorted(
+        (p for p in ckpt_dir.glob("state-e*-s*") if (p / "ckpt.index").is_file()), reverse=True
+    )
+    if not states:
+        if pointer.exists():
+            raise RunDirError(
+                f"{pointer}: damaged, and no intact state-*/ folder beside it to resume from; "
+                "train the run again"
+            )
+        return None
+    newest = states[0].name
+    epoch, step = (int(part[1:]) for part in newest.removeprefix("state-").split("-"))
+    why = "unreadable" if pointer.exists() else "missing"
+    return Position(
+        epoch, step, None, 0, newest, note=f"{pointer} was {why}: recovered from {newest}"
     )
 
 

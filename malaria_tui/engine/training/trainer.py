@@ -13,12 +13,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from malaria_tui.engine import rundir as rd
-from malaria_tui.engine.config import Config
+from malaria_tui.engine.config import Config, run_name
 from malaria_tui.engine.errors import ConfigError, RunDirError, TrainingFailed
 from malaria_tui.engine.events import (
     BatchEnd,
@@ -27,6 +27,7 @@ from malaria_tui.engine.events import (
     EvaluationDone,
     Event,
     LogMessage,
+    Phase,
     RunFailed,
     RunFinished,
     RunInterrupted,
@@ -111,6 +112,7 @@ def train(
     pos = None
     if resumed is not None:
         pos, score_test = _resume_point(resumed, chief, score_test)
+    name = run_name(config)  # from what was asked, before "auto" settings are resolved below
     prepared = pipeline.prepare(config)
     # data.batch_size is per replica; every step takes one global batch of batch_size x replicas.
     prepared.batch_size = config.data.batch_size * strategy.num_replicas_in_sync
@@ -122,7 +124,7 @@ def train(
         scratch = Path(tempfile.mkdtemp(prefix="malaria-tui-worker-"))
         run = rd.create(scratch, config.name, config.to_toml())
     elif run is None:
-        run = rd.create(runs_dir, config.name, config.to_toml())
+        run = rd.create(runs_dir, name, config.to_toml())
     elif resumed is None:  # a fresh directory made by a front end that had to know it first
         rd.write_config(run, config.to_toml())
     rd.acquire_lock(run)
@@ -168,8 +170,18 @@ def _resume_point(run: rd.RunDir, chief: bool, score_test: bool) -> tuple[ck.Pos
     if status == "running" and chief:  # the chief may already hold a shared run's lock
         raise RunDirError(f"{run.path}: still being trained by process {rd.lock_holder(run.path)}")
     # a search trial keeps the test split unseen when resumed by hand, too
-    first = next((e for e in run.events() if isinstance(e, RunStarted)), None)
-    return ck.latest(run.checkpoints), score_test and (first is None or first.score_test)
+    events = run.events()
+    first = next((e for e in events if isinstance(e, RunStarted)), None)
+    pos = ck.resume_position(run.checkpoints)
+    if pos is not None and pos.note:  # the pointer was damaged: best and patience from the log
+        best = [
+            e
+            for e in events
+            if isinstance(e, CheckpointSaved) and e.role == "best" and e.epoch < pos.epoch
+        ]
+        if best:
+            pos = replace(pos, best=best[-1].value, bad_epochs=pos.epoch - best[-1].epoch - 1)
+    return pos, score_test and (first is None or first.score_test)
 
 
 def _train(
@@ -196,10 +208,14 @@ def _train(
     if pos is not None:
         session.restore(restore_from, pos)
     session.announce(start, resumed=pos is not None, score_test=score_test)
+    if pos is not None and pos.note:
+        emit(LogMessage(level="warning", message=pos.note))
 
     status, epoch = "completed", start.epoch
     try:
         session.open_tensorboard()
+        if epoch < tc.epochs:
+            emit(Phase(what="compiling the training step"))
         while epoch < tc.epochs:
             t0 = time.monotonic()
             step0 = start.step if epoch == start.epoch else 0
@@ -480,6 +496,8 @@ class _Session:
 
         run, prepared = self.run, self.prepared
         best = load_keras(run.best_model) if run.best_model.exists() else self.model
+        split = "test" if score_test else "validation"
+        self.emit(Phase(what=f"evaluating the best model on the {split} split"))
         result, roc, preds = evaluate_prepared(best, prepared, self.config.eval, test=score_test)
         result["data"] = {
             "source": prepared.source,
