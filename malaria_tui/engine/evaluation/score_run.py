@@ -95,6 +95,16 @@ def evaluate_prepared(
     return result, measures.roc_points(*scored[-1][1:]), preds
 
 
+def split_summary(result: dict[str, Any], split: str) -> dict[str, Any]:
+    """What the ``evaluation_done`` event carries for ``split``: its metrics at the default
+    threshold, the thresholds chosen on val, and (for test) the metrics at each of them."""
+    out = result[split] | {"thresholds": result["thresholds"]}
+    if split == "test":
+        at = {"sensitivity_target": "test_at_target", "youden": "test_at_youden"}
+        out["at"] = {name: result[key] for name, key in at.items() if key in result}
+    return out
+
+
 def report(
     y: np.ndarray,
     p: np.ndarray,

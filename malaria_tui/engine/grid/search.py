@@ -362,9 +362,7 @@ def score_test_split(run: rd.RunDir, emit: Callable[[Event], None] | None = None
             "counts": prepared.counts,
         }
         write_eval(run.eval_dir, result, roc, preds)
-        ev = EvaluationDone(
-            split="test", metrics=result["test"] | {"thresholds": result["thresholds"]}
-        )
+        ev = EvaluationDone(split="test", metrics=score_run.split_summary(result, "test"))
         writer = rd.EventWriter(run.events_path)
         try:
             writer.write(ev)

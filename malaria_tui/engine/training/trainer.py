@@ -491,7 +491,7 @@ class _Session:
         """Score the best model (thresholds from val; test unless it must stay unseen), write
         ``eval/`` and report the end of the run."""
         from malaria_tui.engine.evaluation.eval_dir import write_eval
-        from malaria_tui.engine.evaluation.score_run import evaluate_prepared
+        from malaria_tui.engine.evaluation.score_run import evaluate_prepared, split_summary
         from malaria_tui.engine.models.loading import load_keras
 
         run, prepared = self.run, self.prepared
@@ -506,11 +506,7 @@ class _Session:
         }
         write_eval(run.eval_dir, result, roc, preds)
         split = result["split"]
-        self.emit(
-            EvaluationDone(
-                split=split, metrics=result[split] | {"thresholds": result["thresholds"]}
-            )
-        )
+        self.emit(EvaluationDone(split=split, metrics=split_summary(result, split)))
         best_so_far = {"monitor": self.monitor.metric, "value": self.monitor.best}
         self.emit(RunFinished(status=status, epochs_done=epochs_done, best=best_so_far))
         shutil.rmtree(run.path / "cache", ignore_errors=True)  # only needed to resume
