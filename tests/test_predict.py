@@ -134,3 +134,19 @@ def test_predict_cli_csv(tiny_run, rgb_dir, capsys, tmp_path):
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0] == "path,prob_parasitized,label" and len(rows) == 35
     assert len(list((tmp_path / "cams").glob("*.gradcam.png"))) == 34
+
+
+def test_table_paths_are_the_shortest_tails_that_tell_cells_apart():
+    from malaria_tui.engine.inference.diagnose import short_paths
+
+    got = short_paths(["/d/P/cell_1.png", "/d/U/cell_1.png", "/d/U/cell_2.png"])
+    assert got == {
+        "/d/P/cell_1.png": "P/cell_1.png",
+        "/d/U/cell_1.png": "U/cell_1.png",
+        "/d/U/cell_2.png": "cell_2.png",
+    }
+    folders = [
+        "/home/x/shared/data/malaria-rgb/Parasitized",
+        "/home/x/shared/data/malaria-rgb/Uninfected",
+    ]
+    assert list(short_paths(folders).values()) == ["Parasitized", "Uninfected"]

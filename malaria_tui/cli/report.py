@@ -101,7 +101,11 @@ def print_predictions(
         for p, why in bad:
             w.writerow([p, "", f"unreadable: {why}"])
         return
+    from malaria_tui.engine.inference.diagnose import short_paths
+
     c = Console()
+    names = short_paths([r.path for r in cells], width=max(20, c.width - 40))
+    folder_names = short_paths([f.folder for f in folders], width=max(12, c.width - 60))
     c.print(
         f"model {model.source} ({model.kind}, {model.image_size}px); threshold {threshold:.3f}{' with TTA' if tta else ''}"
     )
@@ -114,13 +118,15 @@ def print_predictions(
     )
     for r in shown:
         t.add_row(
-            r.path, f"{r.prob:.3f}", f"[red]{r.label}[/]" if r.label == "Parasitized" else r.label
+            names[r.path],
+            f"{r.prob:.3f}",
+            f"[red]{r.label}[/]" if r.label == "Parasitized" else r.label,
         )
     c.print(t)
     s = Table("folder", "cells", "parasitized", "parasitemia", "95% CI", title="per folder")
     for f in folders:
         s.add_row(
-            f.folder,
+            folder_names[f.folder],
             str(f.cells),
             str(f.parasitized),
             f"{f.parasitemia:.1f}%",

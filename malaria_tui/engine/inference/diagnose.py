@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,26 @@ class FolderSummary:
     parasitemia: float  # percent of cells
     ci_low: float
     ci_high: float
+
+
+def short_paths(paths: Sequence[str], width: int | None = None) -> dict[str, str]:
+    """Each path by its shortest tail of path components that no other path shares, for
+    tables read in 80 columns: ``cell_7.png``, or ``Uninfected/cell_7.png`` where two folders
+    hold a ``cell_7.png``; past ``width`` characters cut in the middle, since both ends of a
+    cell's name tell cells apart. The full paths stay in JSON and CSV output."""
+    parts = {p: Path(p).parts for p in paths}
+    out: dict[str, str] = {}
+    for p, mine in parts.items():
+        for n in range(1, len(mine) + 1):
+            tail = mine[-n:]
+            if not any(q != p and other[-n:] == tail for q, other in parts.items()):
+                break
+        text = str(Path(*tail)) if tail else p
+        if width is not None and len(text) > width:
+            keep = max(width - 1, 2)
+            text = text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]
+        out[p] = text
+    return out
 
 
 def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
