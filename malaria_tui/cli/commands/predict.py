@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from malaria_tui.cli import options
@@ -43,6 +47,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """Cells done, rate and ETA on stderr while a terminal watches; nothing through a pipe.
+    The bar vanishes when done, so the table (or the JSON) is all that stays."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("predicting"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(compact=True),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("cells", total=None, rate="")
+        t0 = time.monotonic()
+
+        def update(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - t0, 1e-9)
+            bar.update(
+                task, completed=done, total=total, rate=f"{rate:,.0f} cells/s" if done else ""
+            )
+
+        yield update
+
+
 def run(args: argparse.Namespace) -> int:
     from malaria_tui.engine import tfenv
     from malaria_tui.engine.errors import UserError
@@ -53,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     model = predictor.load(args.model, args.operating_point)
     if args.explain and model.kind != "keras":
         raise UserError("--explain needs a Keras model (a run directory or a .keras file)")
-    cells, folders, bad, th, x = run_predict(model, args.paths, args.threshold, args.tta)
+    with _progress() as on_progress:
+        cells, folders, bad, th, x = run_predict(
+            model, args.paths, args.threshold, args.tta, on_progress
+        )
     if args.explain:
         from malaria_tui.engine.explain import write_overlays
 

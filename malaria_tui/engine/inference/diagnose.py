@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,17 +132,40 @@ def summarise(cells: list[CellResult]) -> list[FolderSummary]:
     return out
 
 
+CHUNK = 512  # images read and scored per step, so progress is reported as it goes
+
+
 def run_predict(
-    predictor: Predictor, paths: list[str], threshold: float | None = None, tta: bool = False
+    predictor: Predictor,
+    paths: list[str],
+    threshold: float | None = None,
+    tta: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[CellResult], list[FolderSummary], list[tuple[str, str]], float, np.ndarray]:
     """(cells, folder summaries, unreadable files, threshold used, the model inputs) for the
-    images under ``paths``."""
+    images under ``paths``; ``on_progress(done, total)`` after every chunk of files."""
     files, _ = collect(paths)
     th = predictor.threshold if threshold is None else threshold
-    x, ok, bad = load_images(files, predictor.image_size, predictor.color == "gray")
-    probs = probabilities(predictor, x, tta) if len(x) else np.zeros(0)
-    cells = [
-        CellResult(str(p), str(p.parent), float(pr), "Parasitized" if pr >= th else "Uninfected")
-        for p, pr in zip(ok, probs, strict=True)
-    ]
+    inputs, cells, bad = [], [], []
+    if on_progress:
+        on_progress(0, len(files))
+    for start in range(0, len(files), CHUNK):
+        chunk = files[start : start + CHUNK]
+        x, ok, unreadable = load_images(chunk, predictor.image_size, predictor.color == "gray")
+        bad += unreadable
+        probs = probabilities(predictor, x, tta) if len(x) else np.zeros(0)
+        inputs.append(x)
+        cells += [
+            CellResult(
+                str(p), str(p.parent), float(pr), "Parasitized" if pr >= th else "Uninfected"
+            )
+            for p, pr in zip(ok, probs, strict=True)
+        ]
+        if on_progress:
+            on_progress(start + len(chunk), len(files))
+    x = (
+        np.concatenate(inputs)
+        if inputs
+        else np.zeros((0, predictor.image_size, predictor.image_size, 3), np.float32)
+    )
     return cells, summarise(cells), bad, th, x
