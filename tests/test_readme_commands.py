@@ -7,6 +7,7 @@ A command that vanishes from the CLI, or a README line that no longer parses, fa
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import socket
@@ -135,6 +136,7 @@ def test_train_evaluate_predict_export_resume_watch_grid_as_typed(tmp_path):
     cells = copy_cells(tmp_path / "cells", 24)
     runs = tmp_path / "runs"
     sets = [a for s in TINY for a in ("--set", s)]
+    umask = os.umask(0o022)  # a shared box: colleagues read each other's runs
     out = cli("--no-ui", "--runs-dir", str(runs), "--data", f"folder:{cells}", *sets)
     assert out.returncode == 0, out.stderr
     (run,) = runs.iterdir()
@@ -149,6 +151,11 @@ def test_train_evaluate_predict_export_resume_watch_grid_as_typed(tmp_path):
 
     exp = cli("export", str(run), "--format", "tflite", "--out", str(tmp_path / "m.tflite"))
     assert exp.returncode == 0 and "exported" in exp.stdout, exp.stderr
+    os.umask(umask)
+    private = [
+        p for p in [*run.rglob("*"), tmp_path / "m.tflite"] if p.stat().st_mode & 0o044 != 0o044
+    ]
+    assert not private, private  # every file the run and the export wrote follows the umask
     one = next((cells / "Uninfected").iterdir())
     pred = cli("predict", str(tmp_path / "m.tflite"), str(one), "--json")
     assert pred.returncode == 0, pred.stderr
