@@ -31,7 +31,7 @@ def test_predict_rgb_crops_of_any_size_with_a_summary_per_folder(model, rgb_dir,
     folder = tmp_path / "slide"
     shutil.copytree(rgb_dir, folder)
     (folder / "Uninfected" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    cells, folders, bad, th, x = diagnose.run_predict(model, [str(folder)])
+    cells, folders, bad, th, x = diagnose.run_predict(model, [str(folder)], keep_inputs=True)
     assert len(cells) == 34 and [p.split("/")[-1] for p, _ in bad] == ["broken.png"]
     assert all(0.0 <= c.prob <= 1.0 for c in cells) and th == model.threshold
     assert np.allclose(x[..., 0], x[..., 1]) and np.allclose(
@@ -43,6 +43,15 @@ def test_predict_rgb_crops_of_any_size_with_a_summary_per_folder(model, rgb_dir,
     }
     for f in folders:
         assert f.ci_low <= f.parasitemia <= f.ci_high
+    # in small chunks: the same cells and probabilities, progress counted up to every file
+    seen = []
+    again, *_ = diagnose.run_predict(
+        model, [str(folder)], chunk=4, on_progress=lambda done, total: seen.append((done, total))
+    )
+    assert [(c.path, round(c.prob, 5)) for c in again] == [
+        (c.path, round(c.prob, 5)) for c in cells
+    ]
+    assert seen[0] == (0, 35) and seen[-1] == (35, 35) and len(seen) == 1 + 9
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from malaria_tui.cli.commands import (
     grid,
     predict,
     resume,
+    runs,
     serve,
     train,
     watch,
@@ -33,7 +34,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     m.NAME: Command(m.add_arguments, m.run, m.SUMMARY)
-    for m in (train, resume, evaluate, data, watch, predict, export, grid, serve)
+    for m in (train, resume, evaluate, data, watch, predict, export, grid, runs, serve)
 }
 
 

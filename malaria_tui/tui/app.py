@@ -9,11 +9,14 @@ at start-up: the first frame paints, then a thread imports it while the top bar 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from textual import on
+from textual.app import SystemCommand
 from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.worker import Worker
 
@@ -212,9 +215,23 @@ class MalariaApp(PrebuildingApp):
                 screen.redraw()
 
     def action_show(self, mode: str) -> None:
+        if isinstance(self.screen, ModalScreen):  # alt+digits are priority keys: not from a dialog
+            return
         if mode in self.MODES and self.current_mode != mode:
             self.switch_mode(mode)
             self.call_after_refresh(self.refresh_status)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title == "Keys":  # ours: a list that closes with escape (key ?)
+                command = command._replace(help="List this screen's keys (also ? or F1)")
+            yield command
+
+    def action_show_help_panel(self) -> None:
+        """The palette's "Keys": the same list as ``?`` (Textual's own panel neither closes
+        with escape nor fits 80 columns)."""
+        if isinstance(self.screen, BaseScreen):
+            self.screen.action_show_keys()
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

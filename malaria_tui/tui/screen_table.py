@@ -41,9 +41,12 @@ SCREENS: tuple[ScreenEntry, ...] = (
 
 
 def screen_bindings() -> list[Binding]:
-    """The number keys, one per screen, shown as one group in the key bar."""
+    """The number keys, one per screen, shown as one group in the key bar, and ``alt+1``..``8``,
+    which switch screens from anywhere, even while a text field has the focus (over SSH, alt+1
+    arrives as ESC 1, which Textual reads as alt+1). The key bar shows the alt keys only while
+    a field takes the digits (``alt+12345678``)."""
     group = Binding.Group("Screens", compact=True)
-    return [
+    digits = [
         Binding(
             e.key,
             f"show('{e.mode}')",
@@ -54,3 +57,17 @@ def screen_bindings() -> list[Binding]:
         )
         for e in SCREENS
     ]
+    alts = [
+        Binding(
+            f"alt+{e.key}",
+            f"show('{e.mode}')",
+            e.title,
+            id=f"screen.{e.mode}.alt",
+            group=group,
+            key_display=f"alt+{e.key}" if i == 0 else e.key,
+            tooltip=f"Show the {e.title} screen (alt+{e.key} works inside a text field too)",
+            priority=True,
+        )
+        for i, e in enumerate(SCREENS)
+    ]
+    return digits + alts

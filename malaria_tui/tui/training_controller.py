@@ -155,7 +155,7 @@ class TrainingController:
         self._grid = (spec, Path(grid_dir), resumed)
 
     def start_queued_grid(self) -> None:
-        if self._grid is None or self._worker is not None:
+        if self._grid is None or self.training:
             return
         spec, grid_dir, resumed = self._grid
         self._begin()

@@ -87,6 +87,7 @@ class TrainingSession:
     test_metrics: dict = field(default_factory=dict)
     failure: str = ""
     checkpoint: str = ""
+    phase: str = ""  # what the run does while no batch is counted (engine Phase events)
     started_at: float | None = None
     last_event_time: float | None = None
     # (event time, global step) samples used for the rate/ETA
@@ -103,6 +104,15 @@ class TrainingSession:
     @property
     def active(self) -> bool:
         return self.status in ("starting", "running", "stopping")
+
+    @property
+    def activity(self) -> str:
+        """What the run is doing while no batch is counted ("compiling the training step",
+        "evaluating the best model on the test split"), for a status line; "" otherwise.
+        Before ``run_started`` arrives it is preparing the data."""
+        if self.status == "starting":
+            return self.phase or "preparing data"
+        return self.phase if self.active else ""
 
     @property
     def total_steps(self) -> int:
@@ -166,6 +176,7 @@ class TrainingSession:
             for series in (self.batch, self.epoch_train, self.epoch_val):
                 series.clear()
         self.status = "running"
+        self.phase = ""
         self.run_dir, self.config = e.run_dir, dict(e.config)
         self.epochs, self.steps_per_epoch = e.epochs, max(1, e.steps_per_epoch)
         self.n_train, self.n_val, self.n_test = e.n_train, e.n_val, e.n_test
@@ -185,7 +196,13 @@ class TrainingSession:
             e.time,
         )
 
+    def _on_phase(self, e: ev.Phase) -> None:
+        self.phase = e.what
+        if self.phase:
+            self.note("info", f"{self.phase}…", e.time)
+
     def _on_batch(self, e: ev.BatchEnd) -> None:
+        self.phase = ""  # the first batch: compiling is over
         if self.status in ("idle", "starting"):
             self.status = "running"
         if e.steps:
@@ -230,6 +247,7 @@ class TrainingSession:
         self.note("info", f"checkpoint [{e.role}] after epoch {done}{extra}", e.time)
 
     def _on_evaluation_done(self, e: ev.EvaluationDone) -> None:
+        self.phase = ""
         if e.split == "test":
             self.test_metrics = dict(e.metrics)
         shown = "  ".join(f"{k} {fmt_metric(e.metrics[k])}" for k in LOG_METRICS if k in e.metrics)
@@ -239,6 +257,7 @@ class TrainingSession:
         self.note(e.level, e.message, e.time)
 
     def _on_run_finished(self, e: ev.RunFinished) -> None:
+        self.phase = ""
         self.status = e.status
         self.epochs_done = e.epochs_done
         self.best = dict(e.best)
@@ -248,6 +267,7 @@ class TrainingSession:
         )
 
     def _on_run_interrupted(self, e: ev.RunInterrupted) -> None:
+        self.phase = ""
         self.status = "interrupted"
         self.checkpoint = e.checkpoint
         self.note(
@@ -257,6 +277,7 @@ class TrainingSession:
         )
 
     def _on_run_failed(self, e: ev.RunFailed) -> None:
+        self.phase = ""
         self.status = "failed"
         self.failure = e.reason
         self.note("error", f"run failed: {e.reason}", e.time)

@@ -169,9 +169,20 @@ def test_predict_a_folder_relabel_sort_gradcam_and_errors(tiny_run, folder, tmp_
             hit = screen.cell_view.heat_value
             assert isinstance(hit, np.ndarray) and hit.dtype == np.uint8 and hit.ndim == 3
 
+            # the progress counted every cell
+            assert screen.progress is not None and screen.progress[:2] == (21, 21)
+
+            # a new prediction clears the previous results at once
+            screen.predict(str(tiny_run.path), str(folder))
+            assert screen.running and screen.cells == [] and table.row_count == 0
+            assert screen.progress is None and "predicting" in str(
+                screen.query_one("#message").content
+            )
+            await wait_for(pilot, lambda: screen.predictions_done == 2, timeout=120)
+
             # TTA re-runs the same folder with the 8 views
             await pilot.press("t")
-            await wait_for(pilot, lambda: screen.predictions_done == 2, timeout=180)
+            await wait_for(pilot, lambda: screen.predictions_done == 3, timeout=180)
             assert screen.tta_used and len(screen.cells) == 20
 
     run(go())

@@ -24,7 +24,7 @@ from malaria_tui.tui.screens.train import TrainScreen
 from malaria_tui.tui.widgets.form import ConfigField
 from tests.conftest import TINY, copy_cells
 
-from .test_app import wait_for
+from .test_app import text_of, wait_for
 
 pytestmark = pytest.mark.slow
 SIZE = (80, 24)
@@ -82,9 +82,15 @@ def test_tiny_real_training_run_from_the_train_screen(runs_dir):
             assert screen.check_action("start", ()) is True
             await pilot.press("s")
             await wait_for(pilot, lambda: app.training)
+            # no silent wait before the first batch: it says what it does
+            assert "preparing data…" in text_of(screen.query_one("#headline"))
             await wait_for(pilot, lambda: not app.training, timeout=300)
             s = app.session
             assert s.status == "completed", (s.status, s.failure)
+            logged = [line.text for line in s.log]
+            assert "compiling the training step…" in logged
+            assert any(t.startswith("evaluating the best model on the") for t in logged)
+            assert s.activity == ""
             assert s.epochs_done == 1 and s.batch["loss"].points()[0]
             assert "auc" in s.epoch_val
             assert (

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--explain needs a Keras model (a run directory or a .keras file)")
     with _progress() as on_progress:
         cells, folders, bad, th, x = run_predict(
-            model, args.paths, args.threshold, args.tta, on_progress
+            model, args.paths, args.threshold, args.tta, on_progress, keep_inputs=bool(args.explain)
         )
     if args.explain:
         from malaria_tui.engine.explain import write_overlays

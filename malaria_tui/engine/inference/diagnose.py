@@ -141,20 +141,25 @@ def run_predict(
     threshold: float | None = None,
     tta: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    keep_inputs: bool = False,
+    chunk: int = CHUNK,
 ) -> tuple[list[CellResult], list[FolderSummary], list[tuple[str, str]], float, np.ndarray]:
     """(cells, folder summaries, unreadable files, threshold used, the model inputs) for the
-    images under ``paths``; ``on_progress(done, total)`` after every chunk of files."""
+    images under ``paths``; ``on_progress(done, total)`` after every ``chunk`` files. The
+    inputs (for Grad-CAM overlays) are kept only with ``keep_inputs``: 11,840 cells at 50 px
+    would hold ~355 MB."""
     files, _ = collect(paths)
     th = predictor.threshold if threshold is None else threshold
     inputs, cells, bad = [], [], []
     if on_progress:
         on_progress(0, len(files))
-    for start in range(0, len(files), CHUNK):
-        chunk = files[start : start + CHUNK]
-        x, ok, unreadable = load_images(chunk, predictor.image_size, predictor.color == "gray")
+    for start in range(0, len(files), chunk):
+        part = files[start : start + chunk]
+        x, ok, unreadable = load_images(part, predictor.image_size, predictor.color == "gray")
         bad += unreadable
         probs = probabilities(predictor, x, tta) if len(x) else np.zeros(0)
-        inputs.append(x)
+        if keep_inputs:
+            inputs.append(x)
         cells += [
             CellResult(
                 str(p), str(p.parent), float(pr), "Parasitized" if pr >= th else "Uninfected"
@@ -162,7 +167,7 @@ def run_predict(
             for p, pr in zip(ok, probs, strict=True)
         ]
         if on_progress:
-            on_progress(start + len(chunk), len(files))
+            on_progress(start + len(part), len(files))
     x = (
         np.concatenate(inputs)
         if inputs

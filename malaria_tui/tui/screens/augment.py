@@ -6,8 +6,7 @@ thread, after TensorFlow has loaded; it refreshes once the settings stop changin
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +17,7 @@ from textual.widgets import Static
 from malaria_tui.engine.data.records import CLASS_NAMES, sample_root, scan_folder
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
 from malaria_tui.tui.screens.dialogs import CellDialog
+from malaria_tui.tui.widgets.cell_table import short_name
 from malaria_tui.tui.widgets.cells import CellGrid, CellItem
 from malaria_tui.tui.widgets.form import ConfigField
 
@@ -58,14 +58,6 @@ class AugmentScreen(BaseScreen):
             "Prev cell",
             id="augment.prev_cell",
             tooltip="Preview the previous cell",
-            show=False,
-        ),
-        Binding(
-            "escape",
-            "leave_field",
-            "Done editing",
-            id="augment.leave_field",
-            tooltip="Leave the field being edited (a valid value is kept)",
             show=False,
         ),
     ]
@@ -109,9 +101,6 @@ class AugmentScreen(BaseScreen):
     def on_tf_ready(self) -> None:
         if self.is_mounted:
             self.schedule_preview(0.0)
-
-    def action_leave_field(self) -> None:
-        self.query_one("#variants", CellGrid).focus()
 
     # --- the cell to augment --------------------------------------------------------------------
 
@@ -161,7 +150,6 @@ class AugmentScreen(BaseScreen):
         self._timer = None
         cell = self.cell
         grid = self.query_one("#variants", CellGrid)
-        title = self.query_one("#preview-title", Static)
         if cell is None:
             return
         path, label, group = cell
@@ -173,8 +161,9 @@ class AugmentScreen(BaseScreen):
         )
         if not self.mapp.tf_ready:
             grid.set_items([original])
-            state = "is loading…" if self.mapp.tf_state == "loading" else "is unavailable"
-            title.update(f"{Path(path).name}: TensorFlow {state} (the preview needs it)")
+            loading = self.mapp.tf_state == "loading"
+            why = "preview once TensorFlow is loaded…" if loading else "TensorFlow is unavailable"
+            self._set_title(path, label, f"no preview: {why}" if not loading else why)
             return
         n = max(3, grid.columns * grid.visible_rows - 1)
         cfg = self.mapp.config
@@ -182,7 +171,7 @@ class AugmentScreen(BaseScreen):
         if key == self._preview_key:  # on show, unchanged: no TensorFlow work beside training
             return
         self._preview_key = key
-        title.update(f"{Path(path).name} ({CLASS_NAMES[label]}): augmenting {n}x…")
+        self._set_title(path, label, f"augmenting {n}x…")
         self._preview(path, cfg, n, self.seed, original)
 
     @work(thread=True, exclusive=True, group="augment-preview", exit_on_error=False)
@@ -217,12 +206,25 @@ class AugmentScreen(BaseScreen):
             for i, v in enumerate(variants)
         ]
         self.query_one("#variants", CellGrid).set_items(items, keep_selection=True)
-        name = Path(original.path).name
         on = [label for key, label, _ in AUGMENTS if getattr(self.mapp.config.augment, key).enabled]
-        self.query_one("#preview-title", Static).update(
+        label = CLASS_NAMES.index(original.info["label"]) if original.info.get("label") else None
+        self._set_title(
+            original.path,
+            label,
             error
-            or f"{name}: {len(variants)} variants, seed {self.seed} ({', '.join(on) or 'no augmentation'}); r re-rolls, n next cell"
+            or f"{len(variants)} variants, seed {self.seed}: {', '.join(on) or 'no augmentation'}",
         )
+
+    def _set_title(self, path: str, label: int | None, status: str) -> None:
+        """Two lines that fit the preview's width: the cell's file name (cut in its middle,
+        both ends kept) with its class, then what the preview shows."""
+        title = self.query_one("#preview-title", Static)
+        width = title.size.width or max(20, self.app.size.width - 38)
+        cls = f" ({CLASS_NAMES[label]})" if label is not None else ""
+        name = short_name(path, max(8, width - len(cls)))
+        if len(status) > width:  # the augmentations on are listed in the form too
+            status = status[: width - 1] + "…"
+        title.update(Text(f"{name}{cls}\n{status}", no_wrap=True))
 
     @on(CellGrid.Opened)
     def _open(self, event: CellGrid.Opened) -> None:

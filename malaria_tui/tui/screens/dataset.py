@@ -185,8 +185,7 @@ class DatasetScreen(BaseScreen):
         grid.set_items(items)
         total = len(info.records) if info else 0
         self.query_one("#filters", Static).update(
-            f"class: {self.class_filter}   split: {self.split_filter}   "
-            f"{len(items)} of {total} cells   (c / s filter, enter opens)"
+            f"class {self.class_filter} · split {self.split_filter} · {len(items)} of {total} cells"
         )
 
     @property

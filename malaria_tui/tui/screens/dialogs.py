@@ -1,15 +1,146 @@
-"""Modal dialogs: quit while training, and one cell shown large."""
+"""Modal dialogs: quit while training, the keys of a screen, and one cell shown large."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+from textual.actions import parse
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, Static
 
 from malaria_tui.tui.widgets.cell_view import CellView
 from malaria_tui.tui.widgets.cells import CellItem
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+# The keys every screen shares, listed once under "Everywhere" (the screen's own come first).
+EVERYWHERE: list[tuple[str, str]] = [
+    ("1-8", "show that screen (the tabs in the top bar are clickable too)"),
+    ("alt+1-8", "show that screen, even from inside a text field"),
+    ("esc, enter", "leave the text field being edited (digits switch screens again)"),
+    ("?, F1", "this list (F1 works inside a text field too)"),
+    ("^p", "command palette: every screen, plus this screen's commands"),
+    ("F2", "switch between the light and dark theme"),
+    ("q, ^q", "quit; during a run, ask whether to keep it training, stop it or stay"),
+    ("^c", "stop training at the next step with a resumable checkpoint, then quit"),
+]
+SHARED_ACTIONS = {"leave_field", "app.quit", "show_keys"}
+
+
+def key_display(app: App, binding: Binding) -> str:
+    """How the key bar shows the binding's key(s): ``+/-``, ``^d``, ``space``, ``o``."""
+    if binding.key_display:
+        return binding.key_display
+    keys = [k.strip() for k in binding.key.split(",") if k.strip()]
+    return "/".join(app.get_key_display(replace(binding, key=k)) for k in keys)
+
+
+def _our_bindings(node: DOMNode) -> list[Binding]:
+    """The bindings ``node``'s own classes declare (its malaria_tui classes, base first)."""
+    out: list[Binding] = []
+    for cls in reversed(type(node).__mro__):
+        if not cls.__module__.startswith("malaria_tui"):
+            continue
+        out += [b for b in vars(cls).get("BINDINGS", ()) if isinstance(b, Binding)]
+    return out
+
+
+def screen_keys(screen: Screen) -> list[tuple[str, str, bool]]:
+    """(key, what it does, usable now) for the screen's keys and those of the focused widget,
+    ours only (not Textual's cursor keys), without the keys every screen shares."""
+    rows: list[tuple[str, str, bool]] = []
+    seen: set[str] = set()
+    shown: dict[str, list[str]] = {}  # action name -> the key displays listed for it
+    nodes: list[DOMNode] = [screen]
+    focused = screen.focused
+    if focused is not None:
+        nodes += [n for n in focused.ancestors_with_self if n is not screen and n is not screen.app]
+    for node in nodes:
+        for b in _our_bindings(node):
+            ident = b.id or f"{b.key}:{b.action}"
+            if ident in seen or b.action in SHARED_ACTIONS:
+                continue
+            seen.add(ident)
+            _ns, name, params = parse(b.action)
+            state = node.check_action(name, params)
+            if state is False:  # hidden here (e.g. start while watching a run)
+                continue
+            keys = key_display(screen.app, b)
+            if any(keys in other.split("/") for other in shown.get(name, ())):
+                continue  # "-" when "+/-" is listed
+            shown.setdefault(name, []).append(keys)
+            rows.append((keys, b.tooltip or b.description, bool(state)))
+    return rows
+
+
+class KeysDialog(ModalScreen[None]):
+    """The keys of the screen it was opened on (``?`` or ``F1``), then those of every screen;
+    ``escape``, ``?`` or ``F1`` closes it."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [
+        Binding(
+            "escape,question_mark,f1,enter",
+            "dismiss(None)",
+            "Close",
+            id="keys.close",
+            tooltip="Close the list of keys",
+        )
+    ]
+
+    def __init__(self, title: str, rows: list[tuple[str, str, bool]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.rows = rows
+
+    @classmethod
+    def for_screen(cls, screen: Screen) -> KeysDialog:
+        from malaria_tui.tui.screen_table import SCREENS
+
+        mode = getattr(screen, "MODE", "")
+        title = next((f"{e.key} {e.title}" for e in SCREENS if e.mode == mode), "this")
+        return cls(f"Keys of the {title} screen", screen_keys(screen))
+
+    def on_mount(self) -> None:
+        self.on_resize()
+        self.query_one("#keys-list").focus()  # up/down/pgdn scroll a long list
+
+    def on_resize(self) -> None:
+        # the list scrolls rather than pushing the hint off a short terminal
+        self.query_one("#keys-list").styles.max_height = max(4, self.app.size.height - 6)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="keys"):
+            yield Label(self.title_text, id="title")
+            with VerticalScroll(id="keys-list"):
+                yield Static(self._table(), id="keys-table")
+            yield Static("esc or ? closes", id="hint")
+
+    def _table(self) -> Table:
+        t = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False, expand=True)
+        t.add_column("key", style="bold", no_wrap=True, min_width=6)
+        t.add_column("what", ratio=1)
+        for key, what, usable in self.rows:
+            style = "" if usable else "dim"
+            t.add_row(Text(key, style=style), Text(what, style=style))
+        if not self.rows:
+            t.add_row("", Text("no keys of its own", style="dim"))
+        t.add_row("", "")
+        t.add_row(Text("Everywhere", style="bold"), "")
+        for key, what in EVERYWHERE:
+            t.add_row(key, what)
+        if any(not usable for _k, _w, usable in self.rows):
+            t.add_row("", "")
+            t.add_row("", Text("dimmed: not available right now", style="dim"))
+        return t
 
 
 class QuitDialog(ModalScreen[str | None]):
@@ -29,14 +160,14 @@ class QuitDialog(ModalScreen[str | None]):
         Binding(
             "s,y",
             "dismiss('stop')",
-            "Stop & quit",
+            "Stop training and quit",
             id="quit.stop",
             tooltip="Stop the run at a resumable checkpoint, then quit",
         ),
         Binding(
             "k",
             "keep",
-            "Keep training & quit",
+            "Quit, keep training",
             id="quit.keep",
             tooltip="Quit and leave the run training headless in its own process",
         ),
@@ -64,11 +195,13 @@ class QuitDialog(ModalScreen[str | None]):
             yield Static(body, id="body")
             with Horizontal(id="buttons"):
                 if self.can_keep:
-                    yield Button("Keep training", id="keep", variant="success")
-                yield Button("Stop at a checkpoint", id="stop", variant="error")
+                    yield Button("Quit, keep training", id="keep", variant="success")
+                yield Button("Stop training and quit", id="stop", variant="error")
                 yield Button("Cancel", id="cancel", variant="primary")
             keys = (
-                "k keep training · s stop · esc cancel" if self.can_keep else "s stop · esc cancel"
+                "k quit, keep training · s stop training and quit · esc cancel"
+                if self.can_keep
+                else "s stop training and quit · esc cancel"
             )
             yield Static(keys, id="hint")
 

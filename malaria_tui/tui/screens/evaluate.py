@@ -23,7 +23,7 @@ from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand, threshold_b
 from malaria_tui.tui.screens.dialogs import CellDialog
 from malaria_tui.tui.training_session import fmt_metric
 from malaria_tui.tui.widgets.cells import CellGrid, CellItem
-from malaria_tui.tui.widgets.charts import Line, LineChart
+from malaria_tui.tui.widgets.charts import ChartKeys, Line, LineChart
 
 METRIC_ROWS = [
     ("accuracy", "accuracy"),
@@ -66,7 +66,7 @@ def resolve_image(path: str, run: RunDir | None) -> str:
     return str(p)
 
 
-class EvaluateScreen(BaseScreen):
+class EvaluateScreen(ChartKeys, BaseScreen):
     MODE = "evaluate"
     CSS_PATH = "evaluate.tcss"
     AUTO_FOCUS = "#errors"
@@ -279,10 +279,15 @@ class EvaluateScreen(BaseScreen):
             for p in wrong
         ]
         self.query_one("#errors", CellGrid).set_items(items, keep_selection=True)
-        self.query_one("#gallery-title", Static).update(
-            f"{len(wrong)} misclassified at {self.threshold:.2f} (FN {at.fn}, FP {at.fp}); "
-            "enter: cell + heat map"
-        )
+        title = self.query_one("#gallery-title", Static)
+        counts = f"at {self.threshold:.2f} (FN {at.fn}, FP {at.fp})"
+        width = title.content_size.width or self.app.size.width - 44
+        forms = [
+            f"{len(wrong)} misclassified {counts}; enter: cell + heat map",
+            f"{len(wrong)} misclassified {counts}",
+            f"{len(wrong)} wrong {counts}",
+        ]
+        title.update(next((f for f in forms if len(f) <= width), forms[-1]))
 
     def _draw_roc(self, at: measures.Confusion | None) -> None:
         data = self.data

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
+from malaria_tui.tui.widgets.export_table import ExportTable
 from malaria_tui.tui.widgets.form import ConfigField
 
 FALLBACK_MODELS = ["cellnet", "lenet", "lenet_subclassed", "mobilenetv2", "efficientnetb0"]
@@ -32,6 +33,34 @@ FIELDS: list[tuple[str, str, list[str] | None]] = [
     ("data.image_size", "image size", None),
     ("train.loop", "loop", ["custom", "fit"]),
 ]
+
+
+def compact_shape(shape: object) -> str:
+    """``(None, 50, 50, 32)`` as ``50x50x32`` (the batch axis said nothing)."""
+    text = str(shape).strip()
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    dims = [d.strip() for d in text[1:-1].split(",") if d.strip()]
+    if dims and dims[0] == "None":
+        dims = dims[1:]
+    return "x".join(dims) or text
+
+
+TYPE_WORDS = (
+    ("Normalization", "Norm"),
+    ("Pooling", "Pool"),
+    ("Average", "Avg"),
+    ("Activation", "Act."),
+    ("InputLayer", "Input"),
+)
+
+
+def compact_type(kind: str) -> str:
+    """A layer's class name in fewer columns: ``BatchNormalization`` as ``BatchNorm``,
+    ``MaxPooling2D`` as ``MaxPool2D``, ``GlobalAveragePooling2D`` as ``GlobalAvgPool2D``."""
+    for word, short in TYPE_WORDS:
+        kind = kind.replace(word, short)
+    return kind
 
 
 def model_names() -> list[str]:
@@ -55,14 +84,6 @@ class ModelScreen(BaseScreen):
             id="model.describe",
             tooltip="Show the model's layer summary for the current settings",
         ),
-        Binding(
-            "escape",
-            "leave_field",
-            "Done editing",
-            id="model.leave_field",
-            tooltip="Leave the field being edited (a valid value is kept)",
-            show=False,
-        ),
     ]
 
     def __init__(self) -> None:
@@ -80,11 +101,15 @@ class ModelScreen(BaseScreen):
                 yield Static("", id="form-note", markup=False)
             with Vertical(id="summary"):
                 yield Static("", id="model-head")
-                yield DataTable(id="layers", zebra_stripes=True, cursor_type="row")
+                yield ExportTable(id="layers", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
         table = self.query_one("#layers", DataTable)
-        table.add_columns("layer", "type", "output", "params")
+        # output and parameters before the type: at 80 columns the type is what may be cut
+        table.add_column("layer", key="layer")
+        table.add_column("output", key="output")
+        table.add_column("params", key="params")
+        table.add_column("type", key="type")
         self._maybe_describe()
 
     def on_screen_resume(self) -> None:
@@ -96,9 +121,6 @@ class ModelScreen(BaseScreen):
     def on_tf_ready(self) -> None:
         if self.is_mounted:
             self._maybe_describe()
-
-    def action_leave_field(self) -> None:
-        self.query_one("#layers", DataTable).focus()
 
     @on(ConfigField.Applied)
     def _applied(self, event: ConfigField.Applied) -> None:
@@ -169,7 +191,9 @@ class ModelScreen(BaseScreen):
         )
         head.update(t)
         for name, kind, shape, params in summary["layers"]:
-            table.add_row(name, kind, shape, f"{params:,}")
+            table.add_row(
+                name, compact_shape(shape), Text(f"{params:,}", justify="right"), compact_type(kind)
+            )
 
     def palette_commands(self) -> list[PaletteCommand]:
         out: list[PaletteCommand] = []

@@ -8,6 +8,7 @@ large next to its Grad-CAM heat map (Keras models only). The model runs in a wor
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,9 +22,14 @@ from textual.worker import get_current_worker
 from malaria_tui.engine.errors import one_line
 from malaria_tui.tui.run_list import newest_with_model
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand, threshold_bindings
-from malaria_tui.tui.widgets.cell_table import NARROW, CellTable
+from malaria_tui.tui.training_session import fmt_duration
+from malaria_tui.tui.widgets.cell_table import NARROW, CellTable, short_name
 from malaria_tui.tui.widgets.cell_view import CellView
 from malaria_tui.tui.widgets.folder_summary import FolderSummary
+
+
+class _Cancelled(Exception):
+    """A newer prediction replaced the one running (raised from its progress callback)."""
 
 
 def relabel(cells: list, threshold: float) -> list:
@@ -61,15 +67,6 @@ class PredictScreen(BaseScreen):
             "Model",
             id="predict.edit_model",
             tooltip="Edit the model (.keras file or run directory)",
-            show=False,
-        ),
-        Binding(
-            "escape",
-            "leave_field",
-            "Done editing",
-            id="predict.leave_field",
-            tooltip="Leave the field being edited",
-            show=False,
         ),
         *threshold_bindings("predict"),
         Binding(
@@ -110,6 +107,7 @@ class PredictScreen(BaseScreen):
         self.tta_used = False
         self.error = ""
         self.running = False
+        self.progress: tuple[int, int, float] | None = None  # (done, total, seconds) while running
         self._default_model = ""  # filled in automatically (replaced while the user did not type)
         self.predictions_done = 0  # counts finished predictions (tests, screenshots)
 
@@ -119,12 +117,20 @@ class PredictScreen(BaseScreen):
         with Horizontal(id="form"):
             yield Label("model", classes="field-label")
             yield Input(
-                placeholder="run dir, .keras, .tflite or SavedModel",
+                placeholder="run dir or model file",
                 id="model",
                 compact=True,
+                tooltip="A run directory, a .keras or .tflite file, or a SavedModel folder "
+                "(m edits it; enter or esc leaves the field)",
             )
             yield Label("images", classes="field-label")
-            yield Input(placeholder="folder or image file", id="images", compact=True)
+            yield Input(
+                placeholder="folder or image",
+                id="images",
+                compact=True,
+                tooltip="A folder of cell images (searched recursively) or one image "
+                "(i edits it; enter predicts)",
+            )
             yield Checkbox("TTA", id="tta", compact=True)
             yield Button("Predict", id="go", compact=True, variant="primary")
         yield Static("", id="message", markup=False)
@@ -233,15 +239,12 @@ class PredictScreen(BaseScreen):
     def action_edit(self, field: str) -> None:
         self.query_one(f"#{field}", Input).focus()
 
-    def action_leave_field(self) -> None:
-        self.table.focus()
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "predict":
             return True if self.mapp.tf_ready and not self.running else None
         if action in ("threshold", "reset_threshold", "cycle_sort"):
             return True if self.cells else None
-        return True
+        return super().check_action(action, parameters)
 
     # --- running the model ----------------------------------------------------------------------
 
@@ -267,9 +270,18 @@ class PredictScreen(BaseScreen):
         self.predict(model, images, tta=self.query_one("#tta", Checkbox).value)
 
     def predict(self, model: str, images: str, tta: bool = False) -> None:
-        """Run the model on ``images`` in a worker thread (the UI stays live)."""
+        """Run the model on ``images`` in a worker thread (the UI stays live); the previous
+        results go at once, and the message bar counts the cells done, the rate and the ETA."""
         self.error = ""
         self.running = True
+        if self.editing:  # keys are keys again while it runs (1 then 7 must not type "17")
+            self.action_leave_field()
+        self.cells, self.folders, self.unreadable = [], [], []
+        self.progress = None
+        self.table.selected = None
+        self.table.show([])
+        self._show_summary()
+        self._show_cell()
         self._show_message()
         self._sync_go()
         self._predict_worker(model, images, tta)
@@ -279,16 +291,23 @@ class PredictScreen(BaseScreen):
         from malaria_tui.engine.inference.diagnose import run_predict
 
         worker = get_current_worker()
+        t0 = time.monotonic()
+
+        def progress(done: int, total: int) -> None:  # after every chunk the engine scores
+            if worker.is_cancelled:  # a newer prediction replaced this one: stop reading
+                raise _Cancelled
+            self.app.call_from_thread(self._progress, done, total, time.monotonic() - t0, tta)
+
         try:
             self.app.call_from_thread(self._show_message, f"loading the model {source}…", "-busy")
             predictor = self.mapp.predictors.load(source)
-            self.app.call_from_thread(
-                self._show_message,
-                f"predicting {images}{' with TTA (8 views per cell)' if tta else ''}…",
-                "-busy",
+            t0 = time.monotonic()
+            cells, folders, bad, threshold, _x = run_predict(
+                predictor, [images], tta=tta, on_progress=progress
             )
-            cells, folders, bad, threshold, _x = run_predict(predictor, [images], tta=tta)
             del _x  # the selected cell is reloaded for Grad-CAM: memory stays flat
+        except _Cancelled:
+            return
         except Exception as e:  # every failure is one line in the message bar
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._failed, one_line(e, 200))
@@ -297,6 +316,20 @@ class PredictScreen(BaseScreen):
             self.app.call_from_thread(
                 self._predicted, source, predictor, cells, folders, bad, threshold, tta
             )
+
+    def _progress(self, done: int, total: int, elapsed: float, tta: bool) -> None:
+        """``done`` of ``total`` cells predicted after ``elapsed`` seconds."""
+        if not self.running:
+            return
+        self.progress = (done, total, elapsed)
+        rate = done / elapsed if elapsed > 0 and done else 0.0
+        eta = (total - done) / rate if rate else None
+        how = " with TTA" if tta else ""
+        speed = f", {rate:,.0f} cells/s, ETA {fmt_duration(eta)}" if rate else ""
+        pct = 100 * done / total if total else 0.0
+        self._show_message(
+            f"predicting{how}: {done:,} of {total:,} cells ({pct:.0f}%){speed}", "-busy"
+        )
 
     def _failed(self, reason: str) -> None:
         self.running = False
@@ -400,7 +433,12 @@ class PredictScreen(BaseScreen):
             return
         c = self.cells[i]
         verdict = f"P(parasitized) {c.prob:.4f} -> {c.label}"
-        info.update(f"{verdict}  {Path(c.path).name}" if self.narrow else f"{c.path}\n{verdict}")
+        width = max(10, info.content_size.width or (40 if self.narrow else 56))
+        if self.narrow:  # the file name, cut in its middle (the folder is in the summary)
+            path = short_name(c.path, width)
+        else:  # the path, cut at its start: its end says most
+            path = c.path if len(c.path) <= width else "…" + c.path[-(width - 1) :]
+        info.update(f"{path}\n{verdict}")
         note = ""
         if self.model_kind != "keras":
             note = (

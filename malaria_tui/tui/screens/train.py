@@ -20,7 +20,8 @@ from textual.widgets import RichLog, Static
 
 from malaria_tui.tui.screens.base import BaseScreen, PaletteCommand
 from malaria_tui.tui.training_session import TrainingSession, fmt_duration
-from malaria_tui.tui.widgets.charts import Line, LineChart
+from malaria_tui.tui.widgets.charts import ChartKeys, Line, LineChart
+from malaria_tui.tui.widgets.form import invalid_fields
 
 VIEWS = ("batch+epoch", "epoch", "batch")
 # While a run is active the charts are redrawn at most this often (the numbers above them at
@@ -29,7 +30,7 @@ CHART_SECONDS = 1.0
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "", "debug": "dim"}
 
 
-class TrainScreen(BaseScreen):
+class TrainScreen(ChartKeys, BaseScreen):
     MODE = "train"
     CSS_PATH = "train.tcss"
     AUTO_FOCUS = "#log"
@@ -80,7 +81,10 @@ class TrainScreen(BaseScreen):
             with Horizontal(id="charts"):
                 yield LineChart("loss", id="loss-chart")
                 yield LineChart("metric", id="metric-chart")
-            yield RichLog(id="log", max_lines=500, wrap=False, markup=False, auto_scroll=True)
+            # long lines wrap under their text (a cut line lost "specificity" at 80 columns)
+            yield RichLog(
+                id="log", max_lines=500, wrap=True, markup=False, auto_scroll=True, min_width=20
+            )
 
     def on_mount(self) -> None:
         self.redraw()
@@ -113,9 +117,21 @@ class TrainScreen(BaseScreen):
             if app.controller.watch_run is not None:
                 return False
             return True if app.training and app.session.status != "stopping" else None
-        return True
+        return super().check_action(action, parameters)
 
     def action_start(self) -> None:
+        bad = invalid_fields(self.app)
+        if bad and self.check_action("start", ()):  # the config keeps the last valid values
+            key, reason, where = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            self.notify(
+                f"Cannot start: {key}: {reason} ({where}){more}. Fix it first: the run "
+                "would use the last valid value, not the one shown.",
+                severity="error",
+                timeout=8,
+            )
+            self.redraw()
+            return
         why = self.mapp.controller.start()
         if why:
             self.notify(f"Cannot start: {why}", severity="warning")
@@ -209,7 +225,15 @@ class TrainScreen(BaseScreen):
             "failed": "bold red",
         }.get(s.status, "dim")
         t.append(s.status.replace("_", " "), style=status_style)
-        if s.status == "idle" and app.controller.watch_run is None:
+        activity = s.activity
+        if activity:
+            t.append(f"  {activity}…", style="yellow")
+        startable = not s.active and app.controller.watch_run is None
+        bad = invalid_fields(self.app) if startable else []
+        if bad:
+            key, reason, where = bad[0]
+            t.append(f"   cannot start: {key}: {reason} ({where})", style="bold red")
+        elif s.status == "idle" and app.controller.watch_run is None:
             if app.tf_state == "loading":
                 t.append("   TensorFlow loading… (start becomes available when ready)", style="dim")
             elif app.tf_ready:
@@ -290,7 +314,9 @@ class TrainScreen(BaseScreen):
         lines = list(s.log)[-min(new, len(s.log)) :]
         for line in lines:
             stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
-            log.write(
-                Text.assemble((stamp + " ", "dim"), (line.text, LEVEL_STYLE.get(line.level, "")))
-            )
+            row = Table.grid(padding=(0, 1))
+            row.add_column(width=8, no_wrap=True, style="dim")
+            row.add_column(ratio=1)
+            row.add_row(stamp, Text(line.text, style=LEVEL_STYLE.get(line.level, "")))
+            log.write(row, expand=True)  # the log's width, whatever the console's
         self._log_shown = s.log_total

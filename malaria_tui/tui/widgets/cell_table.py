@@ -13,6 +13,8 @@ from textual import on
 from textual.message import Message
 from textual.widgets import DataTable
 
+from malaria_tui.tui.widgets.export_table import ExportTable
+
 SORTS = {  # column key -> (header, sort key of a CellResult, largest first by default)
     "file": ("file", lambda c: Path(c.path).name.lower(), False),
     "prob": ("P(parasitized)", lambda c: c.prob, True),
@@ -22,15 +24,14 @@ NARROW = 110  # terminal columns below which the table and its neighbours use sh
 
 
 def short_name(path: str, width: int = 28) -> str:
-    """A file name cut in its middle to ``width`` characters (both ends say the most)."""
-    name = Path(path).name
-    if len(name) <= width:
-        return name
-    keep = width - 1
-    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
+    """A file name cut in its middle to ``width`` characters (both ends say the most), as
+    ``malaria-tui predict`` prints it."""
+    from malaria_tui.engine.inference.diagnose import short_paths
+
+    return short_paths([path], width)[path]
 
 
-class CellTable(DataTable):
+class CellTable(ExportTable):
     """The cells of one prediction; ``selected`` is the index (in ``cells``) highlighted."""
 
     class Highlighted(Message):

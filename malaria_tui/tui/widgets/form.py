@@ -47,6 +47,26 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def invalid_fields(app: object) -> list[tuple[str, str, str]]:
+    """(config key, why it was refused, where: "Model screen, key 3") of every field, on every screen built
+    so far, that holds a value the config refused: the config kept the last valid one, so a
+    run started now would not use what the field shows."""
+    from malaria_tui.tui.screen_table import SCREENS
+
+    out: list[tuple[str, str, str]] = []
+    get_screen = getattr(app, "get_screen_of", None)
+    if get_screen is None:
+        return out
+    for entry in SCREENS:
+        screen = get_screen(entry.mode)
+        if screen is None or not screen.is_mounted:
+            continue
+        for field in screen.query(ConfigField):
+            if field.error:
+                out.append((field.key, field.error, f"{entry.title} screen, key {entry.key}"))
+    return out
+
+
 class ConfigField(Vertical):
     """``label [control]`` plus an error line; ``key`` is a dotted config key."""
 

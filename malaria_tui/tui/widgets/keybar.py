@@ -27,8 +27,32 @@ class _Key:
     tooltip: str
 
 
+@dataclass
+class _Item:
+    """One entry of the bar: a key (or a group's keys) and its label."""
+
+    keys: list[tuple[str, str, bool, str]]  # (key, key display, enabled, tooltip)
+    label: str
+    rank: int  # the lower, the sooner it is dropped when the line is too narrow
+    group: bool = False
+
+    def width(self, with_label: bool = True) -> int:
+        keys = sum(cell_len(shown) for _k, shown, _on, _tip in self.keys)
+        label = f" {self.label} " if self.label and with_label else " "
+        return (1 if self.group else 0) + keys + cell_len(label)
+
+
+# What goes first when the bar is too narrow: keys that cannot be used now (dimmed), then the
+# screens group's label ("Screens"), then keys of the focused widget (enter on a grid), quit
+# (q), and the screen's own keys from the last to the first. The screens' digits, leaving a
+# field, the keys list (?) and the palette always stay; ? lists whatever was dropped.
+RANK_WIDGET, RANK_QUIT, RANK_SCREEN, RANK_KEEP = 0, 1, 2, 1000
+ALWAYS_LAST = ("show_keys",)  # drawn at the right, before the palette
+
+
 class KeyBar(Widget, can_focus=False):
-    """The active screen's bindings (``show=True``), then the command palette key at the right."""
+    """The active screen's bindings (``show=True``), then the keys list and the command palette
+    key at the right; it drops the least needed keys (all listed by ``?``) rather than cut."""
 
     ALLOW_SELECT = False
     COMPONENT_CLASSES = {"keybar--key", "keybar--description", "keybar--disabled", "keybar--rule"}
@@ -59,31 +83,81 @@ class KeyBar(Widget, can_focus=False):
     def _bindings_changed(self, _screen) -> None:
         self.refresh()
 
-    def _items(self) -> tuple[list[tuple[list[tuple[str, str, bool, str]], str]], tuple | None]:
-        """Groups of (key, key display, enabled, tooltip) with their label; the palette key."""
+    def _items(self) -> tuple[list[_Item], list[_Item]]:
+        """The items on the left, in order, and those drawn at the right (keys list, palette)."""
         app = self.app
-        active = self.screen.active_bindings
+        screen = self.screen
+        active = screen.active_bindings
         by_action: defaultdict[str, list] = defaultdict(list)
-        for _node, binding, enabled, tooltip in active.values():
+        for node, binding, enabled, tooltip in active.values():
             if binding.show:
-                by_action[binding.action].append((binding, enabled, tooltip))
-        items = []
-        for group, runs in groupby(by_action.values(), lambda run: run[0][0].group):
+                by_action[binding.action].append((node, binding, enabled, tooltip))
+        items: list[_Item] = []
+        right: list[_Item] = []
+        for group, runs in groupby(by_action.values(), lambda run: run[0][1].group):
             runs = list(runs)
             if group is not None and len(runs) > 1:
                 keys = [
                     (b.key, app.get_key_display(b), on, tip or b.description)
-                    for b, on, tip in (run[0] for run in runs)
+                    for _n, b, on, tip in (run[0] for run in runs)
                 ]
-                items.append((keys, group.description))
-            else:
-                for b, on, tip in (run[0] for run in runs):
-                    items.append(([(b.key, app.get_key_display(b), on, tip)], b.description))
-        palette = None
+                items.append(_Item(keys, group.description, RANK_KEEP, group=True))
+                continue
+            for node, b, on, tip in (run[0] for run in runs):
+                item = _Item([(b.key, app.get_key_display(b), on, tip)], b.description, 0)
+                if b.action in ALWAYS_LAST:
+                    item.rank = RANK_KEEP
+                    right.append(item)
+                    continue
+                if b.action == "leave_field":
+                    item.rank = RANK_KEEP
+                elif b.action == "app.quit":
+                    item.rank = RANK_QUIT
+                elif node is screen or node is app:
+                    item.rank = RANK_SCREEN
+                else:
+                    item.rank = RANK_WIDGET
+                items.append(item)
+        # leaving a field first, where the eye looks when typing stops working as keys
+        items.sort(key=lambda item: 0 if item.keys[0][0] == "escape" else 1)
+        screen_items = [i for i in items if i.rank == RANK_SCREEN]
+        for n, item in enumerate(screen_items):  # the screen's later keys go first
+            item.rank = RANK_SCREEN + len(screen_items) - n
         if app.ENABLE_COMMAND_PALETTE and app.COMMAND_PALETTE_BINDING in active:
             _node, b, on, tip = active[app.COMMAND_PALETTE_BINDING]
-            palette = (b.key, app.get_key_display(b), on, tip or b.description, b.description)
-        return items, palette
+            key = (b.key, app.get_key_display(b), on, tip or b.description)
+            right.append(_Item([key], b.description, RANK_KEEP))
+        return items, right
+
+    @staticmethod
+    def _fit(items: list[_Item], right: list[_Item], width: int) -> tuple[list[_Item], bool, bool]:
+        """The items that fit in ``width`` (dropping the lowest ranks first), whether group
+        labels are kept, and whether the right-hand labels are kept."""
+
+        def total(shown: list[_Item], group_labels: bool, right_labels: bool) -> int:
+            left = sum(i.width(group_labels or not i.group) for i in shown)
+            tail = sum(i.width(right_labels) for i in right)  # "▏? keys ^p palette"
+            return left + tail  # each left item ends with a blank column
+
+        shown = list(items)
+        droppable = sorted((i for i in items if i.rank < RANK_KEEP), key=lambda i: i.rank)
+        # keys that cannot be used now (dimmed) go before the group's label...
+        for drop in [i for i in droppable if not any(on for _k, _s, on, _t in i.keys)]:
+            if total(shown, True, True) <= width:
+                return shown, True, True
+            shown.remove(drop)
+        # ...and the label before the keys that can
+        for drop in [i for i in droppable if i in shown]:
+            if total(shown, True, True) <= width:
+                return shown, True, True
+            if total(shown, False, True) <= width:
+                return shown, False, True
+            shown.remove(drop)
+        if total(shown, True, True) <= width:
+            return shown, True, True
+        if total(shown, False, True) <= width:
+            return shown, False, True
+        return shown, False, False
 
     def render(self) -> Content:
         key_style = self.get_visual_style("keybar--key")
@@ -100,24 +174,27 @@ class KeyBar(Widget, can_focus=False):
             parts.append((text, style if enabled else style + dim))
             x += cell_len(text)
 
-        items, palette = self._items()
-        for group_keys, label in items:
-            if len(group_keys) > 1:
+        def add_item(item: _Item, with_label: bool) -> None:
+            if item.group:
                 add(" ", text_style)
-            for key, shown, enabled, tooltip in group_keys:
+            for key, shown, enabled, tooltip in item.keys:
                 add(shown, key_style, key, enabled, tooltip)
-            if label:
-                add(f" {label} ", text_style)
-            else:
-                add(" ", text_style)
+            add(f" {item.label} " if item.label and with_label else " ", text_style)
+
         width = self.size.width
-        if palette:
-            key, shown, enabled, tooltip, label = palette
-            tail = 1 + cell_len(shown) + 1 + cell_len(label)  # "▏^p palette"
-            add(" " * max(width - x - tail, 1), text_style)
+        items, right = self._items()
+        shown, group_labels, right_labels = self._fit(items, right, width)
+        for item in shown:
+            add_item(item, group_labels or not item.group)
+        if right:
+            tail = sum(i.width(right_labels) for i in right)  # "▏? keys ^p palette"
+            add(" " * max(width - x - tail, 0), text_style)
             add("▏", self.get_visual_style("keybar--rule"))
-            add(shown, key_style, key, enabled, tooltip)
-            add(f" {label}", text_style)
+            for n, item in enumerate(right):
+                for key, shown_key, enabled, tooltip in item.keys:
+                    add(shown_key, key_style, key, enabled, tooltip)
+                label = f" {item.label}" if right_labels and item.label else ""
+                add(label + (" " if n < len(right) - 1 else ""), text_style)
         self._keys = keys
         return Content.assemble(*parts)
 

@@ -12,31 +12,40 @@ from malaria_tui.tui.screen_host import ScreenHost
 from malaria_tui.tui.screen_table import SCREENS
 
 
-def status_content(app: ScreenHost) -> Content:
-    """The right end of the top line: the run's state, then TensorFlow's."""
-    tf = {
+def status_content(app: ScreenHost, width: int | None = None) -> Content:
+    """The right end of the top line: the run's state, then TensorFlow's; in at most ``width``
+    cells, shortened (``TF ready`` goes first, then words) rather than cut."""
+    tf_long = {
         "loading": "[$warning]TF loading…[/]",
         "ready": "[$success]TF ready[/]",
         "failed": "[$error]TF failed[/]",
         "off": "[$text-muted]TF off[/]",
     }[app.tf_state]
     s = app.session
-    run = ""
+    runs: list[str] = []  # the run's state, longest form first
     if app.controller.watching is not None:
-        run = f"[$accent]watch[/] {s.status} "
+        runs = [f"[$accent]watch[/] {s.status.replace('_', ' ')}", "[$accent]watch[/]"]
     elif s.status == "starting":
-        run = "[$warning]starting…[/] "
+        runs = ["[$warning]starting…[/]"]
     elif s.active:
         pct = 100 * s.global_step / s.total_steps if s.total_steps else 0
         verb = "stopping" if s.status == "stopping" else "training"
-        run = f"[$warning]● {verb}[/] {pct:.0f}% "
+        runs = [f"[$warning]● {verb}[/] {pct:.0f}%", f"[$warning]●[/] {pct:.0f}%"]
     elif s.status != "idle":
-        run = f"{s.status.replace('_', ' ')} "
-    return Content.from_markup(run + tf)
+        runs = [s.status.replace("_", " ")]
+    # TensorFlow's state matters less once a run is shown, unless it is not ready
+    tf_short = "" if app.tf_state in ("ready", "off") else tf_long
+    forms = [f"{runs[0]} {tf_long}" if runs else tf_long]
+    forms += [f"{run} {tf_short}".strip() for run in runs]
+    contents = [Content.from_markup(f) for f in forms]
+    if width is None:
+        return contents[0]
+    return next((c for c in contents if c.cell_length <= width), contents[-1])
 
 
 class NavTabs(Widget):
-    """``1 Dataset 2 Augment …``; short labels when the line is narrow."""
+    """``1 Dataset 2 Augment …``; short labels when the line is narrow. The status beside it
+    gives way first: the tabs are never cut."""
 
     DEFAULT_CSS = "NavTabs { width: 1fr; height: 1; }"
 
@@ -62,6 +71,10 @@ class NavTabs(Widget):
                 return content
         return content
 
+    def min_width(self) -> int:
+        """The narrowest form of the tabs (short labels, no padding)."""
+        return self.content_for(0).cell_length
+
     def render(self) -> RenderResult:
         return self.content_for(self.size.width)
 
@@ -83,9 +96,24 @@ class TopBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield NavTabs(self.current)
-        yield Static(status_content(self.app), id="status", markup=False)  # type: ignore[arg-type]
+        yield Static(
+            status_content(self.app, self.app.size.width - 58),  # type: ignore[arg-type]
+            id="status",
+            markup=False,
+        )
+
+    def _status_width(self) -> int:
+        """What the status may take of the line: all but the tabs' narrowest form and its
+        padding."""
+        nav = self.query("#nav").results(NavTabs)
+        tabs = next(nav, None)
+        width = self.size.width or self.app.size.width
+        return max(8, width - (tabs.min_width() if tabs else 0) - 2)
+
+    def on_resize(self) -> None:
+        self.update_status()
 
     def update_status(self) -> None:
         # not there while the bar is still composing or already torn down (app shutting down)
         for status in self.query("#status").results(Static):
-            status.update(status_content(self.app))  # type: ignore[arg-type]
+            status.update(status_content(self.app, self._status_width()))  # type: ignore[arg-type]
