@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from textual import events
 from textual.widgets import DataTable
 
@@ -502,6 +503,7 @@ def test_screens_are_built_ahead_so_a_first_visit_is_only_a_switch(runs_dir):
     run(go())
 
 
+@pytest.mark.slow  # 40 start-ups: a stress loop, not daily work
 def test_quitting_while_screens_are_built_ahead_exits_cleanly(runs_dir):
     """Quit at 40 points of the start-up, while the screens are being built ahead, by `q`
     (``exit()``, after which Textual mounts nothing) and by ``run_test``'s own shutdown: a screen
