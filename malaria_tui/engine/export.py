@@ -1,6 +1,7 @@
 """Export a run's best model (Keras, SavedModel, TFLite float or int8) and check it.
 
-Every export is compared with the original model on the run's own test images: float exports
+Every export is compared with the original model on the run's own test images, loaded the way
+``predict`` loads it (a ``.tflite`` file through LiteRT, ``ai-edge-litert``): float exports
 must agree to 1e-4 in probability; an int8 export reports its accuracy change instead.
 A ``<export>.malaria.json`` sidecar carries the image size and the run's thresholds, so
 ``predict`` on the exported file uses the same operating point.
