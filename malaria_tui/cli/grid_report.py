@@ -33,6 +33,7 @@ class GridPrinter:
         self.out = stream or sys.stdout
         self.report = None
         self.grid_dir = ""
+        self.side_by_side = False  # trials train in their own processes: one line per epoch
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -49,14 +50,30 @@ class GridPrinter:
         if k == "grid_started":
             self.grid_dir = ev.grid_dir
             what = "resumed" if ev.resumed else "started"
-            self._print(f"grid {what}: {ev.grid_dir} | {ev.trials} trials, {ev.todo} to run")
+            self.side_by_side = ev.parallel > 1
+            how = f", {ev.parallel} at once" if ev.parallel > 1 else ""
+            share = f" (shard {ev.shard})" if ev.shard else ""
+            self._print(
+                f"grid {what}: {ev.grid_dir} | {ev.trials} trials, {ev.todo} to run{share}{how}"
+            )
         elif k == "trial_started":
             self.close()
             params = " ".join(f"{key}={_param(v)}" for key, v in ev.params.items())
             how = " (resuming)" if ev.resumed else ""
             self._print(f"trial {ev.index}/{ev.trials} {ev.name}{how}: {params}")
-            self.report = (
-                PlainReporter(self.out) if self.plain or self.out is not sys.stdout else reporter()
+            if not self.side_by_side:
+                self.report = (
+                    PlainReporter(self.out)
+                    if self.plain or self.out is not sys.stdout
+                    else reporter()
+                )
+        elif k == "trial_progress":
+            figures = " ".join(
+                f"{m}={_fmt(ev.val[m])}" for m in ("val_auc", "val_accuracy") if m in ev.val
+            )
+            self._print(
+                f"trial {ev.index}/{ev.trials} {ev.name} epoch {ev.epoch + 1}/{ev.epochs} "
+                f"{figures} ({ev.seconds:.1f}s)"
             )
         elif k == "trial_ended":
             self.close()

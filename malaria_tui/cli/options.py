@@ -95,6 +95,57 @@ def probability(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``I/N``: this worker's share, the trials at positions I, I+N, I+2N... (0 <= I < N)."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write I/N, e.g. 0/4 for the first of 4 workers"
+        ) from None
+    if n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(
+            f"{text}: I must be 0 to N-1 (the workers of --shard 0/2 and 1/2 split a grid in two)"
+        )
+    return i, n
+
+
+def parallel(p: argparse.ArgumentParser, what: str = "trials") -> None:
+    """``--parallel``, ``--devices`` and ``--shard``: several runs at once, here or on many
+    machines (docs/gpu.md)."""
+    p.add_argument(
+        "--parallel",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help=f"train up to N {what} at once, each in its own process: one GPU each, round-robin "
+        "(default 1)",
+    )
+    p.add_argument(
+        "--devices",
+        metavar="IDS",
+        help="the GPUs for --parallel, as CUDA numbers them, e.g. 0,1,2,3 (default: every visible "
+        "GPU; none: the CPU cores are split between the processes)",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help=f"run only this worker's share of the {what} (positions I, I+N, ...), so N workers "
+        "on machines sharing the folder split the work, e.g. a Slurm array",
+    )
+
+
 def overrides(args: argparse.Namespace) -> list[str]:
     """``--set`` values, then ``--data`` and ``--name`` as the config keys they stand for."""
     out = list(getattr(args, "set", None) or [])

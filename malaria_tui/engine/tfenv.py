@@ -59,6 +59,7 @@ def tf() -> Any:
         if not _frozen:
             gc.freeze()
             _frozen = True
+            _limit_threads(_tf)
 
         if not _verbose:
             _tf.get_logger().setLevel(logging.ERROR)
@@ -69,6 +70,21 @@ def tf() -> Any:
             except ImportError:  # pragma: no cover
                 pass
         return _tf
+
+
+THREADS_ENV = "MALARIA_TUI_THREADS"  # set by a parallel grid: the CPU cores this process may use
+
+
+def _limit_threads(tf_module: Any) -> None:
+    """Keep to ``$MALARIA_TUI_THREADS`` cores, so trials running side by side on one CPU
+    split its cores instead of each starting a thread per core and all of them fighting."""
+    try:
+        n = int(os.environ.get(THREADS_ENV, "0"))
+    except ValueError:
+        return
+    if n > 0:
+        tf_module.config.threading.set_intra_op_parallelism_threads(n)
+        tf_module.config.threading.set_inter_op_parallelism_threads(min(n, 2))
 
 
 def divert_native_stderr(log_path: str | os.PathLike | None = None) -> None:

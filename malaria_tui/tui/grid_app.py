@@ -15,20 +15,32 @@ from malaria_tui.tui.app import MalariaApp
 
 
 def create_grid_app(
-    spec: Any, grid_dir: str | Path | None, runs_dir: str | Path, resumed: bool, **kwargs: Any
+    spec: Any,
+    grid_dir: str | Path | None,
+    runs_dir: str | Path,
+    resumed: bool,
+    placement: Any = None,
+    shard: tuple[int, int] | None = None,
+    **kwargs: Any,
 ) -> MalariaApp:
     """The app on the HParams screen, set to train the grid after its first frame (a new grid
-    directory under ``runs_dir`` when ``grid_dir`` is None); ``kwargs`` as for create_app."""
+    directory under ``runs_dir`` when ``grid_dir`` is None); ``placement`` and ``shard`` as for
+    ``search.run_in_dir``; ``kwargs`` as for create_app."""
     from malaria_tui.engine.grid import search
 
     path = Path(grid_dir) if grid_dir is not None else search.create_grid_dir(runs_dir, spec)
     app = MalariaApp(spec.base, path.parent, grid_dir=path, initial="hparams", **kwargs)
-    app.controller.queue_grid(spec, path, resumed)
+    app.controller.queue_grid(spec, path, resumed, placement, shard)
     return app
 
 
 def run_grid_app(
-    spec: Any, grid_dir: str | Path | None, runs_dir: str | Path, resumed: bool
+    spec: Any,
+    grid_dir: str | Path | None,
+    runs_dir: str | Path,
+    resumed: bool,
+    placement: Any = None,
+    shard: tuple[int, int] | None = None,
 ) -> Any:
     """Train a hyper-parameter grid in a worker thread while the app shows it.
 
@@ -36,6 +48,6 @@ def run_grid_app(
     before the window closes. Returns what ``search.run_in_dir`` returned (``status``
     "interrupted" when stopped) or raises what it raised.
     """
-    app = create_grid_app(spec, grid_dir, runs_dir, resumed)
+    app = create_grid_app(spec, grid_dir, runs_dir, resumed, placement, shard)
     app.run()
     return app.controller.grid_outcome()

@@ -72,6 +72,7 @@ class TrainingController:
         self._interrupted = False  # ctrl+c, SIGINT or SIGTERM asked to stop: exit code 130
         self._resume: RunDir | None = None  # to continue once TensorFlow is ready
         self._grid: tuple | None = None  # (spec, grid_dir, resumed) of the grid to train
+        self._grid_how: dict[str, Any] = {}  # placement and shard of that grid
         self._grid_began = False  # its thread started: grid_outcome waits for it
         self._grid_done = threading.Event()
         self.grid_result: Any = None  # what search.run_in_dir returned...
@@ -150,9 +151,18 @@ class TrainingController:
             self.host.notify(f"Cannot resume {run.name}: {why}", severity="error", timeout=10)
         return True
 
-    def queue_grid(self, spec: Any, grid_dir: Path, resumed: bool) -> None:
-        """Train this grid (``search.run_in_dir``) once :meth:`start_queued_grid` is called."""
+    def queue_grid(
+        self,
+        spec: Any,
+        grid_dir: Path,
+        resumed: bool,
+        placement: Any = None,
+        shard: tuple[int, int] | None = None,
+    ) -> None:
+        """Train this grid (``search.run_in_dir``) once :meth:`start_queued_grid` is called;
+        ``placement`` and ``shard`` as for ``run_in_dir`` (several trials at once, a share)."""
         self._grid = (spec, Path(grid_dir), resumed)
+        self._grid_how = {"placement": placement, "shard": shard}
 
     def start_queued_grid(self) -> None:
         if self._grid is None or self.training:
@@ -173,7 +183,7 @@ class TrainingController:
         if not self._grid_began:
             stop = threading.Event()
             stop.set()
-            return search.run_in_dir(grid_dir, spec, stop=stop, resumed=resumed)
+            return search.run_in_dir(grid_dir, spec, stop=stop, resumed=resumed, **self._grid_how)
         self._grid_done.wait()
         if self.grid_error is not None:
             raise self.grid_error
@@ -230,7 +240,7 @@ class TrainingController:
         self._grid_began = True
         try:
             self.grid_result = search.run_in_dir(
-                grid_dir, spec, on_event=self._relay, stop=stop, resumed=resumed
+                grid_dir, spec, on_event=self._relay, stop=stop, resumed=resumed, **self._grid_how
             )
         except BaseException as e:  # for grid_outcome, after the window closed
             self.grid_error = e

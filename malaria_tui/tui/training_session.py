@@ -288,6 +288,17 @@ class TrainingSession:
         how = " (resuming)" if e.resumed else ""
         self.note("info", f"grid trial {e.index}/{e.trials} {e.name}{how}", e.time)
 
+    def _on_trial_progress(self, e) -> None:
+        """A trial training in its own process (several at once): a line per epoch, since
+        the charts follow one run and these trials run side by side."""
+        auc = e.val.get("val_auc")
+        figure = f" val_auc={auc:.4f}" if isinstance(auc, int | float) else ""
+        self.note(
+            "info",
+            f"grid trial {e.index}/{e.trials} {e.name}: epoch {e.epoch + 1}/{e.epochs}{figure}",
+            e.time,
+        )
+
     def _on_trial_ended(self, e) -> None:
         self.note("info", f"grid trial {e.index}/{e.trials} {e.name}: {e.status}", e.time)
 

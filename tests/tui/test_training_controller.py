@@ -174,3 +174,39 @@ def test_a_grid_whose_window_closed_before_it_began_comes_back_interrupted(tmp_p
     spec = _spec(tmp_path, cells)
     app = create_grid_app(spec, None, tmp_path / "runs", resumed=False, load_tf=False)
     assert app.controller.grid_outcome().status == "interrupted"  # it never ran
+
+
+def test_hparams_follows_trials_training_side_by_side(tmp_path):
+    """``grid --parallel 2`` in the app: two trial processes at once, both shown as running on
+    the HParams screen while they train, each trial's epochs in the log, then the finished grid."""
+    from malaria_tui.engine.grid.placement import Placement
+
+    cells = copy_cells(tmp_path / "cells", 12)
+    spec = _spec(tmp_path, cells, "train.epochs=3")
+    seen_running: list[int] = []
+
+    async def go():
+        app = create_grid_app(spec, None, tmp_path / "runs", False, placement=Placement(2))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, HParamsScreen)
+            await wait_for(pilot, lambda: app.training, timeout=60)
+
+            def both_running() -> bool:
+                screen.action_reload()
+                seen_running.append(sum(r["status"] == "running" for r in screen.rows))
+                return seen_running[-1] == 2
+
+            await wait_for(pilot, both_running, timeout=180)
+            assert "2 running" in str(screen.query_one("#grid-title").render())
+            await wait_for(pilot, lambda: not app.training, timeout=300)
+            screen.action_reload()
+            assert [r["status"] for r in screen.rows] == ["completed", "completed"]
+            logged = [line.text for line in app.session.log]
+            for name in (t.name for t in spec.trials):
+                assert any(f"{name}: epoch 3/3" in text for text in logged), logged
+            assert logged[-1].startswith("grid completed, best trial")
+        return app
+
+    app = asyncio.run(go())
+    assert app.controller.grid_outcome().test is not None

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.data(p)
     options.runs_dir(p, "where the grid directory goes")
     options.name(p, "grid")
+    options.parallel(p)
     options.no_ui(p, "search")
     options.plain(p)
 
@@ -49,8 +50,10 @@ def load_spec(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from malaria_tui.engine.errors import ConfigError
+    from malaria_tui.engine.grid import placement as placing
     from malaria_tui.engine.grid import search
 
+    devices = placing.parse_devices(args.devices) if args.devices else None
     if args.resume:
         if args.set or args.data or args.name:
             raise ConfigError(
@@ -62,13 +65,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec = load_spec(args)  # every trial validated: bad input stops here, nothing created
         path, resumed = None, False
+    from malaria_tui.engine import tfenv
+
+    tfenv.divert_native_stderr()  # counting GPUs or a shared folder's HParams file import TF
+    place = placing.plan(args.parallel, devices)  # a GPU that is not there stops here too
+    if args.shard and path is None:  # every worker of a job array joins one folder
+        path = search.shared_grid_dir(args.runs_dir, spec)
     if not args.no_ui:
-        return _with_app(spec, path, args.runs_dir, resumed)
+        return _with_app(spec, path, args.runs_dir, resumed, place, args.shard)
 
     def job(stop, on_event):
-        if resumed:
-            return search.run_in_dir(path, spec, on_event=on_event, stop=stop, resumed=True)
-        return search.run_grid(spec, runs_dir=args.runs_dir, on_event=on_event, stop=stop)
+        grid_dir = path if path is not None else search.create_grid_dir(args.runs_dir, spec)
+        return search.run_in_dir(
+            grid_dir,
+            spec,
+            on_event=on_event,
+            stop=stop,
+            resumed=resumed,
+            placement=place,
+            shard=args.shard,
+        )
 
     return _headless(job, args.plain)
 
@@ -93,6 +109,14 @@ def _finish(result, plain: bool) -> int:
     from malaria_tui.cli.grid_report import print_table
 
     print_table(result, plain=plain)
+    if result.status == "partial":
+        left = sum(r["status"] not in ("completed", "early_stopped", "failed") for r in result.summary.rows.values())
+        print(
+            f"this worker's share is done; {left} trial(s) of other workers are not finished yet: "
+            f"the last worker to finish tests the best trial (see {result.path}/grid.csv)",
+            file=sys.stderr,
+        )
+        return ExitCode.OK
     if result.status == "interrupted":
         print(f"resume with: malaria-tui grid --resume {result.path}", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -107,9 +131,9 @@ def _finish(result, plain: bool) -> int:
     return ExitCode.OK
 
 
-def _with_app(spec, path, runs_dir: str, resumed: bool) -> int:
+def _with_app(spec, path, runs_dir: str, resumed: bool, place, shard) -> int:
     """The app on its HParams screen, the grid trained by its training controller."""
     from malaria_tui.tui.grid_app import run_grid_app
 
-    result = run_grid_app(spec, path, runs_dir, resumed)
+    result = run_grid_app(spec, path, runs_dir, resumed, placement=place, shard=shard)
     return _finish(result, plain=False)
