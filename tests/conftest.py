@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The folder scan cache of the whole session (and the commands it runs) in a temporary folder,
+# never the user's ~/.cache; tests of the cache itself point it elsewhere.
+os.environ.setdefault("MALARIA_TUI_CACHE_DIR", tempfile.mkdtemp(prefix="malaria-tui-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from malaria_tui.engine.data import scan_cache
 from malaria_tui.engine.data.groups import group_of
 from malaria_tui.engine.errors import DataError
 
@@ -68,20 +69,31 @@ def locate(spec: str) -> tuple[str, str]:
     return kind, arg or ""
 
 
-def _walk_images(root: Path) -> list[Path]:
-    """Image files below ``root``; symlinked folders are not followed, so loops cannot hang us."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+def _walk_images(top: Path, base: Path) -> list[tuple[Path, str]]:
+    """Image files below ``top``, each with its path relative to ``base`` (the scan cache's key);
+    symlinked folders are not followed, so loops cannot hang us."""
+    found: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames.sort()
+        rel = os.path.relpath(dirpath, base)  # once per folder: cheap for 23k files
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if p.suffix.lower() in IMAGE_SUFFIXES:
-                found.append(p)
+                found.append((p, os.path.join(rel, name)))
     return found
 
 
+# Bump when _problem's rules change: verdicts cached under the old rules are then decoded again.
+_PROBLEM_RULES = 1
+
+
 def _problem(path: Path) -> str | None:
-    """Why an image cannot be used, or ``None``; decodes fully, so truncated files are caught."""
+    """Why an image cannot be used, or ``None``; decodes fully, so truncated files are caught.
+
+    A failure of the operating system rather than of the file's bytes (an ``OSError`` with an
+    errno, such as EIO or EACCES; Pillow's own ``OSError``s have none) is reported the same way
+    but marked :class:`scan_cache.Unremembered`, so the scan cache decodes the file again next
+    time instead of skipping it for good."""
     from PIL import Image
 
     try:
@@ -92,12 +104,24 @@ def _problem(path: Path) -> str | None:
                 return "no pixels"
             im.load()
     except Exception as e:  # any decoder failure means "skip this file"
-        return f"not a readable image ({type(e).__name__})"
+        why = f"not a readable image ({type(e).__name__})"
+        return scan_cache.Unremembered(why) if getattr(e, "errno", None) else why
     return None
 
 
+def _checker() -> str:
+    """What the verdicts of :func:`_problem` depend on besides the file: its rules and Pillow."""
+    import PIL
+
+    return f"problem rules {_PROBLEM_RULES}, Pillow {PIL.__version__}"
+
+
 def scan_folder(root: str | os.PathLike, check: bool = True) -> Scan:
-    """Records of a folder with one subfolder per class (``Parasitized``/``Uninfected``, any case)."""
+    """Records of a folder with one subfolder per class (``Parasitized``/``Uninfected``, any case).
+
+    ``check`` decodes every image to skip unreadable ones; what it found is kept in the scan
+    cache (:mod:`scan_cache`), so a later scan decodes only the files added or changed since.
+    The folder is walked every time, and the result is the same as without the cache."""
     root_p = Path(root).expanduser()
     if not root_p.exists():
         raise DataError(
@@ -117,10 +141,15 @@ def scan_folder(root: str | os.PathLike, check: bool = True) -> Scan:
         raise DataError(
             f"{root_p}: no Parasitized/ or Uninfected/ subfolder; put each class's images in its own subfolder"
         )
-    files = [(label, p) for label, d in sorted(class_dirs.items()) for p in _walk_images(d)]
-    problems = _check_all([p for _, p in files]) if check else [None] * len(files)
+    files = [
+        (label, *f) for label, d in sorted(class_dirs.items()) for f in _walk_images(d, root_p)
+    ]
+    problems: list[str | None] = [None] * len(files)
+    if check:
+        keyed = [(key, p) for _, p, key in files]
+        problems = scan_cache.verdicts(root_p, keyed, _check_all, _checker())
     records, skipped = [], []
-    for (label, p), why in zip(files, problems, strict=True):
+    for (label, p, _), why in zip(files, problems, strict=True):
         if why:
             skipped.append((str(p), why))
         else:
