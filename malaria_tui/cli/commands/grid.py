@@ -110,7 +110,10 @@ def _finish(result, plain: bool) -> int:
 
     print_table(result, plain=plain)
     if result.status == "partial":
-        left = sum(r["status"] not in ("completed", "early_stopped", "failed") for r in result.summary.rows.values())
+        left = sum(
+            r["status"] not in ("completed", "early_stopped", "failed")
+            for r in result.summary.rows.values()
+        )
         print(
             f"this worker's share is done; {left} trial(s) of other workers are not finished yet: "
             f"the last worker to finish tests the best trial (see {result.path}/grid.csv)",
