@@ -28,8 +28,9 @@ def _param(v) -> str:
 class GridPrinter:
     """Grid events as lines; each trial's own events go to a fresh headless reporter."""
 
-    def __init__(self, plain: bool = False, stream=None):
+    def __init__(self, plain: bool = False, stream=None, noun: str = "trial"):
         self.plain = plain
+        self.noun = noun  # "fold" for a cross-validation's folds
         self.out = stream or sys.stdout
         self.report = None
         self.grid_dir = ""
@@ -53,14 +54,16 @@ class GridPrinter:
             self.side_by_side = ev.parallel > 1
             how = f", {ev.parallel} at once" if ev.parallel > 1 else ""
             share = f" (shard {ev.shard})" if ev.shard else ""
+            kind = "cv" if self.noun == "fold" else "grid"
             self._print(
-                f"grid {what}: {ev.grid_dir} | {ev.trials} trials, {ev.todo} to run{share}{how}"
+                f"{kind} {what}: {ev.grid_dir} | {ev.trials} {self.noun}s, {ev.todo} to run"
+                f"{share}{how}"
             )
         elif k == "trial_started":
             self.close()
             params = " ".join(f"{key}={_param(v)}" for key, v in ev.params.items())
             how = " (resuming)" if ev.resumed else ""
-            self._print(f"trial {ev.index}/{ev.trials} {ev.name}{how}: {params}")
+            self._print(f"{self.noun} {ev.index}/{ev.trials} {ev.name}{how}: {params}")
             if not self.side_by_side:
                 self.report = (
                     PlainReporter(self.out)
@@ -72,7 +75,7 @@ class GridPrinter:
                 f"{m}={_fmt(ev.val[m])}" for m in ("val_auc", "val_accuracy") if m in ev.val
             )
             self._print(
-                f"trial {ev.index}/{ev.trials} {ev.name} epoch {ev.epoch + 1}/{ev.epochs} "
+                f"{self.noun} {ev.index}/{ev.trials} {ev.name} epoch {ev.epoch + 1}/{ev.epochs} "
                 f"{figures} ({ev.seconds:.1f}s)"
             )
         elif k == "trial_ended":
@@ -85,7 +88,9 @@ class GridPrinter:
             )
             why = f" ({row['error']})" if row.get("error") else ""
             sep = ": " if figures else ""
-            self._print(f"trial {ev.index}/{ev.trials} {ev.name} {ev.status}{why}{sep}{figures}")
+            self._print(
+                f"{self.noun} {ev.index}/{ev.trials} {ev.name} {ev.status}{why}{sep}{figures}"
+            )
         elif k == "best_tested":
             t = ev.test
             self._print(
@@ -101,7 +106,11 @@ class GridPrinter:
                 m = ev.metrics
                 self._print(
                     f"{ev.split}: accuracy={m['accuracy']:.4f} auc={_fmt(m['auc'])} "
-                    f"(the test split is kept for the best trial)"
+                    + (
+                        "(the test split is scored once every fold has finished)"
+                        if self.noun == "fold"
+                        else "(the test split is kept for the best trial)"
+                    )
                 )
         elif self.report is not None:
             self.report(ev)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from malaria_tui.cli import options
 from malaria_tui.cli.commands import (
+    cv,
     data,
     evaluate,
     export,
@@ -34,7 +35,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     m.NAME: Command(m.add_arguments, m.run, m.SUMMARY)
-    for m in (train, resume, evaluate, data, watch, predict, export, grid, runs, serve)
+    for m in (train, resume, evaluate, data, watch, predict, export, grid, cv, runs, serve)
 }
 
 

@@ -47,6 +47,25 @@ class DataConfig(_Section):
     # tf.data autotuning. Off: its tuning thread held the end of about a third of the epochs
     # on this CPU box for ~10 s (the iterator's destructor waits for it); pipeline.py says more.
     autotune: bool = False
+    # Patient-level cross-validation (``malaria-tui cv`` sets these per fold): the test split
+    # is set aside as usual, the rest cut into cv_folds folds by patient; this run trains on
+    # the other folds (with its own validation part) and fold cv_fold (1..cv_folds) is held
+    # out. cv_folds = 0: no cross-validation.
+    cv_folds: int = Field(0, ge=0, le=50)
+    cv_fold: int = Field(0, ge=0)
+    # A reviewed-label overlay (``malaria-tui review``): CSV of path, sha256, given label,
+    # decision (keep | relabel | exclude), time. "" = the labels as the folders give them.
+    label_overrides: str = ""
+
+    @model_validator(mode="after")
+    def _cross_validation(self) -> DataConfig:
+        if self.cv_folds == 1:
+            raise ValueError("data.cv_folds must be 0 (no cross-validation) or at least 2")
+        if self.cv_folds and not 1 <= self.cv_fold <= self.cv_folds:
+            raise ValueError(
+                f"data.cv_fold must be 1 to data.cv_folds ({self.cv_folds}), not {self.cv_fold}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fractions_sum(self) -> DataConfig:
@@ -301,8 +320,16 @@ _SHORT = {
     "loss.name": "",
     "train.loop": "",
     "seed": "seed",
+    "data.cv_fold": "fold",
 }
-_IGNORED = ("name", "data.source", "data.limit", "data.cache", "train.tensorboard_images")
+_IGNORED = (
+    "name",
+    "data.source",
+    "data.limit",
+    "data.cache",
+    "train.tensorboard_images",
+    "data.cv_folds",
+)
 
 
 def run_name(config: Config, max_parts: int = 4) -> str:

@@ -21,6 +21,7 @@ def create_grid_app(
     resumed: bool,
     placement: Any = None,
     shard: tuple[int, int] | None = None,
+    test_best: bool = True,
     **kwargs: Any,
 ) -> MalariaApp:
     """The app on the HParams screen, set to train the grid after its first frame (a new grid
@@ -30,7 +31,7 @@ def create_grid_app(
 
     path = Path(grid_dir) if grid_dir is not None else search.create_grid_dir(runs_dir, spec)
     app = MalariaApp(spec.base, path.parent, grid_dir=path, initial="hparams", **kwargs)
-    app.controller.queue_grid(spec, path, resumed, placement, shard)
+    app.controller.queue_grid(spec, path, resumed, placement, shard, test_best)
     return app
 
 
@@ -41,6 +42,7 @@ def run_grid_app(
     resumed: bool,
     placement: Any = None,
     shard: tuple[int, int] | None = None,
+    test_best: bool = True,
 ) -> Any:
     """Train a hyper-parameter grid in a worker thread while the app shows it.
 
@@ -48,6 +50,6 @@ def run_grid_app(
     before the window closes. Returns what ``search.run_in_dir`` returned (``status``
     "interrupted" when stopped) or raises what it raised.
     """
-    app = create_grid_app(spec, grid_dir, runs_dir, resumed, placement, shard)
+    app = create_grid_app(spec, grid_dir, runs_dir, resumed, placement, shard, test_best)
     app.run()
     return app.controller.grid_outcome()

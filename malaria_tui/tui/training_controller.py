@@ -158,11 +158,13 @@ class TrainingController:
         resumed: bool,
         placement: Any = None,
         shard: tuple[int, int] | None = None,
+        test_best: bool = True,
     ) -> None:
         """Train this grid (``search.run_in_dir``) once :meth:`start_queued_grid` is called;
-        ``placement`` and ``shard`` as for ``run_in_dir`` (several trials at once, a share)."""
+        ``placement``, ``shard`` and ``test_best`` as for ``run_in_dir`` (several trials at
+        once, a share, a cross-validation's folds)."""
         self._grid = (spec, Path(grid_dir), resumed)
-        self._grid_how = {"placement": placement, "shard": shard}
+        self._grid_how = {"placement": placement, "shard": shard, "test_best": test_best}
 
     def start_queued_grid(self) -> None:
         if self._grid is None or self.training:

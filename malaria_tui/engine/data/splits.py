@@ -40,10 +40,8 @@ def split_records(
     records: list[Record], fractions: Sequence[float], seed: int, mode: str
 ) -> Splits:
     rng = random.Random(seed)
-    if mode == "image":
-        out = _split_images(records, fractions, rng)
-    else:
-        out = _split_groups(records, fractions, rng)
+    parts = _assign(records, fractions, rng, mode)
+    out = dict(zip(SPLITS, parts, strict=True))
     for name in SPLITS:
         if not out[name]:
             raise DataError(
@@ -52,28 +50,92 @@ def split_records(
     return out
 
 
-def _split_images(records: list[Record], fractions: Sequence[float], rng: random.Random) -> Splits:
-    """Stratified by class, so each split keeps the class balance."""
-    out: Splits = {s: [] for s in SPLITS}
-    for label in (0, 1):
-        items = sorted((r for r in records if r.label == label), key=lambda r: r.path)
-        rng.shuffle(items)
-        n = len(items)
-        a = round(n * fractions[0])
-        b = a + round(n * fractions[1])
-        out["train"] += items[:a]
-        out["val"] += items[a:b]
-        out["test"] += items[b:]
-    for s in SPLITS:
-        out[s].sort(key=lambda r: r.path)
+def cross_validation(
+    records: list[Record], fractions: Sequence[float], seed: int, mode: str, folds: int, fold: int
+) -> Splits:
+    """Fold ``fold`` (1..``folds``) of a cross-validation, by patient in ``patient`` mode.
+
+    The test split is exactly the one :func:`split_records` sets aside (no fold ever trains on
+    it); the rest is cut into ``folds`` folds, infected and healthy patients spread evenly.
+    ``oof`` is the held-out fold; the other folds are split again into ``train`` and ``val``
+    (the validation part that picks checkpoints and thresholds) in the ratio of the first two
+    fractions. Every fold uses the same folds: they depend on the seed only.
+    """
+    outer = split_records(records, fractions, seed, mode)
+    rest = sorted(outer["train"] + outer["val"], key=lambda r: r.path)
+    cut = _assign(rest, [1.0 / folds] * folds, random.Random(f"{seed}-folds"), mode)
+    for i, part in enumerate(cut):
+        if not part:
+            raise DataError(
+                f"fold {i + 1} of {folds} is empty: {len(rest)} images outside the test split "
+                f"are too few for {folds} folds; use fewer folds"
+            )
+    held = cut[fold - 1]
+    training = sorted((r for i, part in enumerate(cut) if i != fold - 1 for r in part), key=_path)
+    train_w, val_w = fractions[0], fractions[1]
+    inner = _assign(
+        training, [train_w / (train_w + val_w), val_w / (train_w + val_w)],
+        random.Random(f"{seed}-fold{fold}"), mode,
+    )  # fmt: skip
+    out = {"train": inner[0], "val": inner[1], "test": outer["test"], "oof": held}
+    for name in ("train", "val"):
+        if not out[name]:
+            raise DataError(f"fold {fold}: its {name} part is empty; use fewer folds")
     return out
 
 
-def _split_groups(records: list[Record], fractions: Sequence[float], rng: random.Random) -> Splits:
-    """Whole patients to each split, greedily filling the split furthest below its target.
+def fold_count_ok(
+    records: list[Record], fractions: Sequence[float], seed: int, mode: str, folds: int
+) -> None:
+    """Refuse more folds than there are patients (or images) outside the test split."""
+    outer = split_records(records, fractions, seed, mode)
+    rest = outer["train"] + outer["val"]
+    units = len({r.group for r in rest}) if mode == "patient" else len(rest)
+    what = "patients" if mode == "patient" else "images"
+    if folds > units:
+        raise DataError(
+            f"--folds {folds}: only {units} {what} outside the test split; use at most {units} folds"
+        )
+
+
+def _path(r: Record) -> str:
+    return r.path
+
+
+def _assign(
+    records: list[Record], weights: Sequence[float], rng: random.Random, mode: str
+) -> list[list[Record]]:
+    if mode == "image":
+        return _split_images(records, weights, rng)
+    return _split_groups(records, weights, rng)
+
+
+def _split_images(
+    records: list[Record], weights: Sequence[float], rng: random.Random
+) -> list[list[Record]]:
+    """Stratified by class, so each part keeps the class balance."""
+    out: list[list[Record]] = [[] for _ in weights]
+    for label in (0, 1):
+        items = sorted((r for r in records if r.label == label), key=_path)
+        rng.shuffle(items)
+        n = len(items)
+        start = 0
+        for k, w in enumerate(weights):
+            stop = n if k == len(weights) - 1 else start + round(n * w)
+            out[k] += items[start:stop]
+            start = stop
+    for part in out:
+        part.sort(key=_path)
+    return out
+
+
+def _split_groups(
+    records: list[Record], weights: Sequence[float], rng: random.Random
+) -> list[list[Record]]:
+    """Whole patients to each part, greedily filling the part furthest below its target.
 
     Infected patients (who have both classes) and healthy ones are assigned separately, so the
-    class balance of every split stays close to the whole set's.
+    class balance of every part stays close to the whole set's.
     """
     by_group: dict[str, list[Record]] = defaultdict(list)
     for r in records:
@@ -81,25 +143,27 @@ def _split_groups(records: list[Record], fractions: Sequence[float], rng: random
     strata: dict[bool, list[str]] = {True: [], False: []}
     for g, rs in by_group.items():
         strata[any(r.label == 1 for r in rs)].append(g)
-    out: Splits = {s: [] for s in SPLITS}
+    n = len(weights)
+    out: list[list[Record]] = [[] for _ in weights]
     for infected in (True, False):
         groups = sorted(strata[infected])
         rng.shuffle(groups)
         total = sum(len(by_group[g]) for g in groups)
-        filled = [0, 0, 0]
-        # The first groups go round-robin in the order test, val, train so small splits get one.
+        filled = [0] * n
+        # The first groups go round-robin from the last part (test, val, train for a split),
+        # so small parts get one.
         for i, g in enumerate(groups):
-            if i < 3 and len(groups) >= 3:
-                k = (2, 1, 0)[i]
+            if i < n and len(groups) >= n:
+                k = n - 1 - i
             else:
                 k = max(
-                    range(3),
-                    key=lambda j: (fractions[j] * total - filled[j]) / max(fractions[j], 1e-9),
+                    range(n),
+                    key=lambda j: (weights[j] * total - filled[j]) / max(weights[j], 1e-9),
                 )
             filled[k] += len(by_group[g])
-            out[SPLITS[k]] += by_group[g]
-    for s in SPLITS:
-        out[s].sort(key=lambda r: r.path)
+            out[k] += by_group[g]
+    for part in out:
+        part.sort(key=_path)
     return out
 
 
@@ -136,6 +200,9 @@ def for_training(records: list[Record], groups_known: bool, data: DataConfig, se
     """
     used = limit(records, data.limit, seed)
     mode = resolve_mode(data.split, groups_known, len({r.group for r in used}))
+    if data.cv_folds:
+        parts = cross_validation(used, data.fractions, seed, mode, data.cv_folds, data.cv_fold)
+        return Plan(used, mode, parts)
     return Plan(used, mode, split_records(used, data.fractions, seed, mode))
 
 

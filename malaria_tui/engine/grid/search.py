@@ -136,10 +136,12 @@ class GridResult:
 # --- the grid directory ------------------------------------------------------------------------
 
 
-def create_grid_dir(runs_dir: str | os.PathLike, spec: specmod.GridSpec) -> Path:
+def create_grid_dir(
+    runs_dir: str | os.PathLike, spec: specmod.GridSpec, kind: str = "grid"
+) -> Path:
     """``<runs_dir>/<stamp>-grid-<name>/`` with ``grid.toml``, ``grid.csv`` (all pending) and
-    the TensorBoard HParams experiment."""
-    p = rd.unique_dir(runs_dir, spec.base.name, kind="grid")
+    the TensorBoard HParams experiment (``kind`` "cv" for a cross-validation's folds)."""
+    p = rd.unique_dir(runs_dir, spec.base.name, kind=kind)
     (p / TRIALS).mkdir()
     atomic.write_text(p / GRID_TOML, spec.to_toml())
     Summary(p, spec).write()
@@ -147,12 +149,14 @@ def create_grid_dir(runs_dir: str | os.PathLike, spec: specmod.GridSpec) -> Path
     return p.resolve()
 
 
-def shared_grid_dir(runs_dir: str | os.PathLike, spec: specmod.GridSpec) -> Path:
+def shared_grid_dir(
+    runs_dir: str | os.PathLike, spec: specmod.GridSpec, kind: str = "grid"
+) -> Path:
     """``<runs_dir>/grid-<name>/``, made by whichever shard worker comes first and joined by the
     others (no time stamp, so every worker of a job array names the same folder). Joining a
     folder made from another grid file is refused."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in spec.base.name) or "grid"
-    p = Path(runs_dir).expanduser() / f"grid-{safe}"
+    p = Path(runs_dir).expanduser() / f"{kind}-{safe}"
     p.parent.mkdir(parents=True, exist_ok=True)
     try:
         p.mkdir()
@@ -280,9 +284,11 @@ def run_in_dir(
     resumed: bool = False,
     placement: Placement | None = None,
     shard: tuple[int, int] | None = None,
+    test_best: bool = True,
 ) -> GridResult:
     """Run the unfinished trials of the grid directory ``path`` (made by :func:`create_grid_dir`),
-    then test the best trial once every trial has finished.
+    then test the best trial once every trial has finished (unless ``test_best`` is False: a
+    cross-validation scores all its folds itself).
 
     ``placement`` runs several trials at once, each in its own process (:mod:`.placement`);
     ``shard=(i, n)`` runs only the trials whose position is ``i`` modulo ``n``, so ``n``
@@ -338,7 +344,7 @@ def run_in_dir(
             _write(summary, path, shard, set())
         everything = all(r["status"] in FINAL for r in summary.rows.values())
         test = None
-        if not interrupted and everything and claims.claim(path, claims.TEST_CLAIM):
+        if test_best and not interrupted and everything and claims.claim(path, claims.TEST_CLAIM):
             try:
                 test = _test_best(path, spec, summary, emit)
             finally:

@@ -55,6 +55,7 @@ TRAIN_METRICS = (
 METRICS = tuple(f"val_{m}" for m in TRAIN_METRICS) + TRAIN_METRICS
 # Short labels for trial folder names (anything else: the key's last part).
 LABELS = {
+    "data.cv_fold": "fold",
     "optimizer.learning_rate": "lr",
     "optimizer.schedule": "",
     "model.name": "",
