@@ -43,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from malaria_tui.engine import tfenv
+    from malaria_tui.engine import cvdir, tfenv
     from malaria_tui.engine.config import DEFAULT_NAME, run_name
-    from malaria_tui.engine.cv import layout, runner
+    from malaria_tui.engine.cv import runner
     from malaria_tui.engine.errors import ConfigError
     from malaria_tui.engine.grid import placement as placing
     from malaria_tui.engine.grid import search
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                 "--resume: the CV directory's own grid.toml is used; --config, --set, --data "
                 "and --name apply to a new cross-validation"
             )
-        cvd = layout.open_cv(args.resume)
+        cvd = cvdir.open_cv(args.resume)
         path, spec = search.open_grid(cvd.path)
         resumed = True
     else:
@@ -126,7 +126,8 @@ def _finish(result) -> int:
 
 def _with_app(spec, path, args, place) -> int:
     """The app on its HParams screen while the folds train; scoring once it closes."""
-    from malaria_tui.engine.cv import layout, runner
+    from malaria_tui.engine import cvdir
+    from malaria_tui.engine.cv import runner
     from malaria_tui.tui.grid_app import run_grid_app
 
     grid = run_grid_app(
@@ -136,5 +137,5 @@ def _with_app(spec, path, args, place) -> int:
     summary = None
     if grid.status == "completed" and not grid.failed:
         print("scoring every fold out of fold and on the outer test split ...", flush=True)
-        summary = runner.finish(layout.open_cv(path))
+        summary = runner.finish(cvdir.open_cv(path))
     return _finish(runner.CVResult(grid.path, grid.status, summary, grid.failed))

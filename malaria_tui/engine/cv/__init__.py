@@ -1,2 +1,2 @@
 """Patient-level cross-validation: folds trained as a grid, out-of-fold probabilities, the fold
-ensemble scored on the outer test split (:mod:`.layout` names the files, :mod:`.runner` runs)."""
+ensemble scored on the outer test split (``engine/cvdir.py`` names the files, :mod:`.runner` runs them)."""

@@ -5,7 +5,7 @@ The folds are a grid over ``data.cv_fold`` (``engine/grid/search.py`` runs them:
 finished, :func:`finish` scores each fold's best model on the fold it never saw (``oof.csv``)
 and on the outer test split, averages the fold models into the ensemble, chooses the
 ensemble's thresholds on the out-of-fold probabilities (never on the test split) and writes
-the tables of :mod:`.layout`.
+the tables of ``engine/cvdir.py``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from malaria_tui.engine import atomic
+from malaria_tui.engine import atomic, cvdir
 from malaria_tui.engine import rundir as rd
 from malaria_tui.engine.config import Config
-from malaria_tui.engine.cv import layout
 from malaria_tui.engine.errors import ConfigError
 from malaria_tui.engine.events import Event
 from malaria_tui.engine.grid import claims, search
@@ -102,9 +101,9 @@ def shared_cv_dir(runs_dir: str | os.PathLike, spec: specmod.GridSpec, mode: str
 
 
 def _mark(path: Path, spec: specmod.GridSpec, mode: str) -> None:
-    if not (path / layout.MARKER).is_file():
+    if not (path / cvdir.MARKER).is_file():
         meta = {"folds": spec.base.data.cv_folds, "split": mode, "seed": spec.base.seed}
-        atomic.write_text(path / layout.MARKER, json.dumps(meta, indent=1) + "\n")
+        atomic.write_text(path / cvdir.MARKER, json.dumps(meta, indent=1) + "\n")
 
 
 def run_cv(
@@ -118,7 +117,7 @@ def run_cv(
 ) -> CVResult:
     """Train the unfinished folds of ``path``, then (once all have finished) score them."""
     emit = on_event or (lambda ev: None)
-    cvd = layout.open_cv(path)
+    cvd = cvdir.open_cv(path)
     _, spec = search.open_grid(cvd.path)
     grid = search.run_in_dir(
         cvd.path,
@@ -132,7 +131,7 @@ def run_cv(
     )
     summary = None
     if grid.status == "completed" and not grid.failed:
-        if (cvd.path / layout.SUMMARY).is_file():
+        if (cvd.path / cvdir.SUMMARY).is_file():
             summary = cvd.summary()  # scored before (a resumed, finished CV)
         elif claims.claim(cvd.path, FINISH_CLAIM):  # one shard worker scores, once
             try:
@@ -145,7 +144,7 @@ def run_cv(
 # --- scoring the finished folds ------------------------------------------------------------------
 
 
-def finish(cvd: layout.CVDir, emit: Callable[[Event], None] | None = None) -> dict[str, Any]:
+def finish(cvd: cvdir.CVDir, emit: Callable[[Event], None] | None = None) -> dict[str, Any]:
     """Score every fold out of fold and on the outer test split, and the ensemble; write
     ``oof.csv``, ``test_predictions.csv``, ``cv.csv`` and ``cv_summary.json``."""
     from malaria_tui.engine.data import pipeline
@@ -195,7 +194,7 @@ def finish(cvd: layout.CVDir, emit: Callable[[Event], None] | None = None) -> di
         y_all, p_all, cfg.eval.target_sensitivity, cfg.eval.threshold
     )
     p_ens = np.mean(np.stack(list(test_probs.values())), axis=0)
-    test_probs[layout.ENSEMBLE] = p_ens
+    test_probs[cvdir.ENSEMBLE] = p_ens
     op = float(ens_th.get(cfg.eval.operating_point, cfg.eval.threshold))
     test_groups = [r.group for r in test_recs]
     summary: dict[str, Any] = {
@@ -262,7 +261,7 @@ def _csv(header: tuple[str, ...] | list[str], rows: list[Any]) -> str:
 
 
 def _write_tables(
-    cvd: layout.CVDir,
+    cvd: cvdir.CVDir,
     oof_rows: list[tuple[str, int, str, int, float]],
     test_recs: list[Any],
     test_y: np.ndarray,
@@ -270,14 +269,14 @@ def _write_tables(
     summary: dict[str, Any],
 ) -> None:
     atomic.write_text(
-        cvd.oof, _csv(layout.OOF_COLUMNS, [(a, b, c, d, repr(e)) for a, b, c, d, e in oof_rows])
+        cvd.oof, _csv(cvdir.OOF_COLUMNS, [(a, b, c, d, repr(e)) for a, b, c, d, e in oof_rows])
     )
     rows = [
         (r.path, int(y), r.group, model, repr(float(p)))
         for model, probs in test_probs.items()
         for r, y, p in zip(test_recs, test_y, probs, strict=True)
     ]
-    atomic.write_text(cvd.test_predictions, _csv(layout.TEST_COLUMNS, rows))
+    atomic.write_text(cvd.test_predictions, _csv(cvdir.TEST_COLUMNS, rows))
     head = ["fold", "images", "patients", "threshold"]
     head += [*METRICS, *(f"{m}_at_threshold" for m in METRICS)]
     table: list[list[Any]] = []

@@ -1,6 +1,7 @@
-"""What a cross-validation directory holds, and how to open one (no TensorFlow here).
+"""What a cross-validation directory holds, and how to open one: file names only, no TensorFlow, so
+every layer (inference, review, the app) can read one, as ``rundir`` is for a run directory.
 
-A CV directory is a grid directory (``engine/grid/search.py``) whose trials are the folds, so
+A cross-validation (CV) directory is a grid directory (``engine/grid/search.py``) whose trials are the folds, so
 folds are claimed, run side by side (``--parallel``), sharded, resumed and shown live on the
 HParams screen exactly as grid trials are::
 
