@@ -56,4 +56,33 @@ def predictions(run: Path, split: str) -> list[dict]:
     return rows
 
 
-__all__ = ["config", "tfenv", "data_source", "build_loop", "time_epoch", "predictions", "REPO"]
+def paired_bootstrap(groups, y, probs: list, boot: int = 1000, seed: int = 0):
+    """AUC and accuracy at 0.5 of every model in ``probs`` on resamples of whole patients
+    (cells of one patient are not independent); every resample scores all models on the same
+    cells, so differences are paired. Returns an array (resamples, models, 2)."""
+    import numpy as np
+
+    from malaria_tui.engine.evaluation.measures import auc
+
+    groups, y = np.asarray(groups), np.asarray(y)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(boot):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        scores = [(auc(y[idx], p[idx]), np.mean((p[idx] >= 0.5) == y[idx])) for p in probs]
+        if not np.isnan(scores[0][0]):  # a resample with one class has no AUC
+            out.append(scores)
+    return np.array(out)
+
+
+__all__ = [
+    "config",
+    "tfenv",
+    "data_source",
+    "build_loop",
+    "time_epoch",
+    "predictions",
+    "paired_bootstrap",
+    "REPO",
+]

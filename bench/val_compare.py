@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import predictions
+from _common import paired_bootstrap, predictions
 
 from malaria_tui.engine.evaluation.measures import auc
 
@@ -42,17 +42,10 @@ def main() -> None:
     groups = np.array([preds[0][n][0] for n in names])
     y = np.array([preds[0][n][1] for n in names])
     probs = [np.array([p[n][2] for n in names]) for p in preds]
-    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    rng = np.random.default_rng(0)
-    boots = []
-    for _ in range(a.boot):
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
-        scores = [auc(y[idx], p[idx]) for p in probs]  # NaN when a resample has one class
-        if not np.isnan(scores[0]):
-            boots.append(scores)
-    boots = np.array(boots)
+    boots = paired_bootstrap(groups, y, probs, a.boot)[:, :, 0]  # AUC
     base = auc(y, probs[0])
-    print(f"{len(names)} validation cells from {len(members)} patients; {len(boots)} resamples")
+    patients = len(np.unique(groups))
+    print(f"{len(names)} validation cells from {patients} patients; {len(boots)} resamples")
     for i, (run, p) in enumerate(zip(a.runs, probs, strict=True)):
         score = auc(y, p)
         line = f"{run.name:40s} AUC {score:.4f}  accuracy@0.5 {np.mean((p >= 0.5) == y):.4f}"
