@@ -5,6 +5,10 @@ Every export is compared with the original model on the run's own test images, l
 must agree to 1e-4 in probability; an int8 export reports its accuracy change instead.
 A ``<export>.malaria.json`` sidecar carries the image size and the run's thresholds, so
 ``predict`` on the exported file uses the same operating point.
+
+A cross-validation directory exports as one model that averages its fold models
+(:func:`export_ensemble`), checked against the mean of the members' probabilities on the CV's
+outer test images, with the ensemble's thresholds (chosen out of fold) in the sidecar.
 """
 
 from __future__ import annotations
@@ -79,26 +83,85 @@ def export_run(
 ) -> dict[str, Any]:
     """Write the export and return a report: path, size, agreement with the original."""
     from malaria_tui.engine.evaluation.score_run import load_best, run_thresholds
-    from malaria_tui.engine.inference import predictor as pr
+    from malaria_tui.engine.inference import fold_ensemble
 
-    tf = _tf()
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     if quantize and (quantize != "int8" or fmt != "tflite"):
         raise UserError("--quantize int8 goes with --format tflite only")
+    if fold_ensemble.is_cv(run_path):
+        return export_ensemble(run_path, fmt, out, quantize)
     run = rundir.open_run(run_path)
+    dest = _destination(run.path, "model", fmt, out, quantize)
+    cfg = run.trained_config()  # "auto" colour as training resolved it (a grid trial too)
+    model = load_best(run)
+    _write_model(model, fmt, dest, cfg, quantize)
+    thresholds = run_thresholds(run)
+    atomic.write_json(
+        _sidecar_path(dest, fmt),
+        {
+            "image_size": cfg.data.image_size,
+            "color": cfg.data.color,
+            "thresholds": thresholds,
+            "run": str(run.path),
+            "positive": "Parasitized",
+        },
+    )
+    return _checked(model, dest, cfg, quantize)
+
+
+def export_ensemble(
+    cv_path: str | os.PathLike[str], fmt: str, out: str | None = None, quantize: str | None = None
+) -> dict[str, Any]:
+    """A CV directory's fold models as one model that averages them (``models/ensemble.py``),
+    written and checked like a single export: against the mean of the members' probabilities
+    on the CV's outer test images."""
+    from malaria_tui.engine.inference import fold_ensemble
+
+    ens = fold_ensemble.open_ensemble(cv_path)
+    ens.check_one_input()  # folds of different input sizes cannot be averaged by one model
+    dest = _destination(ens.cv.path, "ensemble", fmt, out, quantize)
+    model = ens.model()
+    cfg = ens.config  # fold 1's: its test split is the outer test split every fold shares
+    _write_model(model, fmt, dest, cfg, quantize)
+    atomic.write_json(
+        _sidecar_path(dest, fmt),
+        {
+            "image_size": ens.image_size,
+            "color": ens.color,
+            "thresholds": ens.thresholds,
+            "tta": cfg.eval.tta,  # the thresholds were chosen on probabilities with TTA
+            "cv": str(ens.cv.path),
+            "members": [str(r.path) for r in ens.runs],
+            "positive": "Parasitized",
+        },
+    )
+    report = _checked(model, dest, cfg, quantize, reference=ens.mean_probability)
+    return report | {"members": len(ens.runs)}
+
+
+def _destination(home: Path, stem: str, fmt: str, out: str | None, quantize: str | None) -> Path:
+    """``--out``, or ``HOME/export/<stem>.<format>``; its folder made (or refused) up front."""
     suffix = {
         "keras": ".keras",
         "savedmodel": "",
         "tflite": "-int8.tflite" if quantize else ".tflite",
     }[fmt]
-    dest = (
-        Path(out).expanduser() if out else run.path / "export" / f"model{suffix or '-savedmodel'}"
-    )
+    dest = Path(out).expanduser() if out else home / "export" / f"{stem}{suffix or '-savedmodel'}"
     _prepare_destination(dest, folder=fmt == "savedmodel")
-    cfg = run.load_config()
-    model = load_best(run)
-    size = cfg.data.image_size
+    return dest
+
+
+def _sidecar_path(dest: Path, fmt: str) -> Path:
+    from malaria_tui.engine.inference import predictor as pr
+
+    return dest.with_name(dest.name + pr.SIDECAR) if fmt != "savedmodel" else dest / pr.SIDECAR
+
+
+def _write_model(
+    model: KerasModel, fmt: str, dest: Path, cfg: Config, quantize: str | None
+) -> None:
+    tf = _tf()
     if fmt == "keras":
         from malaria_tui.engine.training.checkpoints import save_model
 
@@ -121,30 +184,39 @@ def export_run(
                 converter.inference_output_type = tf.int8
             atomic.write_bytes(dest, converter.convert())
             shutil.rmtree(saved, ignore_errors=True)
-    thresholds = run_thresholds(run)
-    side = dest.with_name(dest.name + pr.SIDECAR) if fmt != "savedmodel" else dest / pr.SIDECAR
-    atomic.write_json(
-        side,
-        {
-            "image_size": size,
-            "color": cfg.data.color,
-            "thresholds": thresholds,
-            "run": str(run.path),
-            "positive": "Parasitized",
-        },
-    )
+
+
+def _checked(
+    model: KerasModel,
+    dest: Path,
+    cfg: Config,
+    quantize: str | None,
+    reference: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """:func:`check`, removing the export when it fails."""
     try:
-        return check(model, dest, cfg, quantized=bool(quantize))
+        return check(model, dest, cfg, quantized=bool(quantize), reference=reference)
     except UserError:
         shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(missing_ok=True)
         raise
 
 
-def check(model: KerasModel, dest: Path, cfg: Config, quantized: bool) -> dict[str, Any]:
+def check(
+    model: KerasModel,
+    dest: Path,
+    cfg: Config,
+    quantized: bool,
+    reference: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """The export at ``dest``, loaded as ``predict`` loads it, against ``reference`` (default:
+    ``model`` itself) on up to 512 of ``cfg``'s test images."""
     from malaria_tui.engine.inference import predictor as pr
 
     x, y, _ = _test_images(cfg)
-    ref = np.asarray(model(x, training=False)).ravel()
+    if reference is not None:
+        ref = np.asarray(reference(x)).ravel() if len(x) else np.zeros(0)
+    else:
+        ref = np.asarray(model(x, training=False)).ravel()
     got = pr.load(dest).probabilities(x)
     diff = float(np.max(np.abs(ref - got))) if len(x) else 0.0
     acc_ref = measures.binary_metrics(y, ref, 0.5)["accuracy"]

@@ -69,6 +69,27 @@ class RunDir:
 
         return config.load(self.config_path)
 
+    def trained_config(self) -> Config:
+        """``config.toml`` with ``data.color``/``data.split`` = "auto" replaced by what training
+        resolved them to (the first ``run_started`` event's config). A grid trial's (so a CV
+        fold's) config.toml is written before training resolves "auto", and predicting with
+        "rgb" would feed colour cells to a model trained on luminance."""
+        cfg = self.load_config()
+        if "auto" not in (cfg.data.color, cfg.data.split):
+            return cfg
+        try:
+            with open(self.events_path, encoding="utf-8") as f:
+                first = next((line for line in f if '"run_started"' in line), None)
+            data = json.loads(first)["config"]["data"] if first else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            return cfg
+        update = {
+            k: data[k]
+            for k, ok in (("color", ("gray", "rgb")), ("split", ("patient", "image")))
+            if getattr(cfg.data, k) == "auto" and data.get(k) in ok
+        }
+        return cfg.model_copy(update={"data": cfg.data.model_copy(update=update)})
+
     def events(self) -> list[Event]:
         return EventReader(self.events_path).read_new()
 

@@ -9,11 +9,18 @@ from malaria_tui.cli import options
 from malaria_tui.cli.exitcodes import ExitCode
 
 NAME = "export"
-SUMMARY = "export the best model, checked against the original on the run's test images"
+SUMMARY = (
+    "export the best model (a CV directory: one model averaging its folds), checked against "
+    "the original on the test images"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN", help="a run directory with a best model")
+    p.add_argument(
+        "run_dir",
+        metavar="RUN",
+        help="a run directory with a best model, or a CV directory (its folds averaged)",
+    )
     p.add_argument(
         "--format",
         choices=("keras", "savedmodel", "tflite"),
@@ -36,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return ExitCode.OK
+    if "members" in report:
+        print(f"one model averaging the {report['members']} fold models of {args.run_dir}")
     change = (
         f"accuracy {report['accuracy_original']:.4f} -> {report['accuracy_export']:.4f} "
         f"({report['accuracy_change']:+.4f})"

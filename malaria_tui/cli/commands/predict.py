@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         metavar="MODEL_OR_RUN",
-        help="a run directory, a .keras or .tflite file, or a SavedModel folder",
+        help="a run directory, a CV directory (its folds averaged), a .keras or .tflite file, "
+        "or a SavedModel folder",
     )
     p.add_argument(
         "paths", metavar="PATH", nargs="+", help="images or folders (searched recursively)"
@@ -40,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
     fmt.add_argument("--csv", action="store_true", help="print one CSV row per cell")
     p.add_argument(
-        "--tta", action="store_true", help="average the 8 flips/90-degree rotations of each cell"
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        help="average the 8 flips/90-degree rotations of each cell (default: off; on for a CV "
+        "directory or an ensemble export when its eval.tta is)",
     )
     p.add_argument(
         "--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per image into DIR"
@@ -93,9 +97,15 @@ def run(args: argparse.Namespace) -> int:
     model = predictor.load(args.model, args.operating_point)
     if args.explain and model.kind != "keras":
         raise UserError("--explain needs a Keras model (a run directory or a .keras file)")
+    if args.explain and model.members:
+        raise UserError(
+            f"--explain explains one model, not the mean of {len(model.members)}: "
+            "give one fold's run directory"
+        )
+    tta = model.tta if args.tta is None else args.tta
     with _progress() as on_progress:
         cells, folders, bad, th, x = run_predict(
-            model, args.paths, args.threshold, args.tta, on_progress, keep_inputs=bool(args.explain)
+            model, args.paths, args.threshold, tta, on_progress, keep_inputs=bool(args.explain)
         )
     if args.explain:
         from malaria_tui.engine.explain import write_overlays
@@ -110,6 +120,6 @@ def run(args: argparse.Namespace) -> int:
         th,
         model,
         fmt="json" if args.json else "csv" if args.csv else "table",
-        tta=args.tta,
+        tta=tta,
     )
     return ExitCode.OK

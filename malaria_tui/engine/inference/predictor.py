@@ -1,4 +1,5 @@
-"""Load a model for diagnosis from a run, a ``.keras`` file, a SavedModel or a ``.tflite`` file.
+"""Load a model for diagnosis from a run, a CV directory's fold ensemble, a ``.keras`` file, a
+SavedModel or a ``.tflite`` file.
 
 Every form answers the same question, ``probabilities(images)`` -> P(Parasitized), and
 carries the operating threshold chosen on its run's validation split when one is known.
@@ -19,6 +20,7 @@ import numpy as np
 
 from malaria_tui.engine import rundir
 from malaria_tui.engine.errors import ModelFileError, UserError, one_line
+from malaria_tui.engine.inference import fold_ensemble
 from malaria_tui.engine.models.loading import load_keras
 from malaria_tui.engine.tfenv import tf as _tf
 
@@ -37,6 +39,15 @@ class Predictor:
     thresholds: dict[str, float] = field(default_factory=dict)
     operating_point: str = "sensitivity_target"
     color: str = "rgb"  # "gray": the model was trained on grayscale cells; inputs are converted
+    # Test-time augmentation by default (``predict`` without --tta/--no-tta): a fold ensemble's
+    # eval.tta, or an ensemble export's sidecar; its thresholds were chosen on TTA probabilities
+    tta: bool = False
+    members: tuple[str, ...] = ()  # a fold ensemble (or its export): the fold runs it averages
+
+    @property
+    def explainable(self) -> bool:
+        """Grad-CAM needs one Keras model's last convolution; an ensemble has one per member."""
+        return self.kind == "keras" and not self.members
 
     @property
     def threshold(self) -> float:
@@ -138,7 +149,8 @@ def _sidecar(path: Path) -> dict[str, Any]:
 
 
 def load(source: str | Path, operating_point: str | None = None) -> Predictor:
-    """A run directory, a ``.keras`` file, a SavedModel directory or a ``.tflite`` file."""
+    """A run directory, a cross-validation directory (its fold models averaged), a ``.keras``
+    file, a SavedModel directory or a ``.tflite`` file."""
     path = Path(source).expanduser()
     if not path.exists():
         raise UserError(f"{path}: no such model or run directory")
@@ -146,7 +158,7 @@ def load(source: str | Path, operating_point: str | None = None) -> Predictor:
         run = rundir.open_run(path)
         from malaria_tui.engine.evaluation.score_run import load_best, run_thresholds
 
-        cfg = run.load_config()
+        cfg = run.trained_config()
         model = load_best(run)
         p = Predictor(
             "keras",
@@ -157,6 +169,21 @@ def load(source: str | Path, operating_point: str | None = None) -> Predictor:
             run_thresholds(run),
             cfg.eval.operating_point,
             color=cfg.data.color if cfg.data.color != "auto" else "rgb",
+        )
+    elif path.is_dir() and fold_ensemble.is_cv(path):
+        ens = fold_ensemble.open_ensemble(path)
+        model = ens.model()
+        p = Predictor(
+            "keras",
+            str(ens.cv.path),
+            ens.image_size,
+            _keras_fn(model),
+            model,
+            dict(ens.thresholds),
+            ens.config.eval.operating_point,
+            color=ens.color,
+            tta=ens.config.eval.tta,
+            members=tuple(str(r.path) for r in ens.runs),
         )
     elif path.is_dir():
         if not (path / "saved_model.pb").exists():
@@ -189,6 +216,8 @@ def load(source: str | Path, operating_point: str | None = None) -> Predictor:
         )
     if p.kind != "keras" or not path.is_dir():
         p.color = _sidecar(path).get("color", p.color)
+        p.tta = bool(_sidecar(path).get("tta", p.tta))
+        p.members = tuple(_sidecar(path).get("members", p.members))
     if operating_point:
         p.operating_point = operating_point
     p.thresholds.setdefault("default", 0.5)

@@ -343,7 +343,7 @@ class PredictScreen(BaseScreen):
         same_model = source == self.model_source and self.threshold is not None
         self.running = False
         self.model_source = source
-        self.model_kind = predictor.kind
+        self.model_kind = predictor.kind if not predictor.members else "a fold ensemble"
         self.model_threshold = float(threshold)
         self.tta_used = tta
         self.unreadable = list(bad)
@@ -442,7 +442,7 @@ class PredictScreen(BaseScreen):
         note = ""
         if self.model_kind != "keras":
             note = (
-                f"Grad-CAM needs a Keras model (a run directory or a .keras file); "
+                f"Grad-CAM needs one Keras model (a run directory or a .keras file); "
                 f"this one is {self.model_kind or 'not loaded'}."
             )
         self.cell_view.show(c.path, model=self.model_source, note=note)

@@ -143,8 +143,12 @@ class CellView(Horizontal):
         worker = get_current_worker()
         try:
             predictor = self.app.predictors.load(model)  # type: ignore[attr-defined]
-            if predictor.kind != "keras":
-                result: object = "Grad-CAM needs a Keras model"
+            if not predictor.explainable:
+                result: object = (
+                    "Grad-CAM explains one Keras model, not an ensemble"
+                    if predictor.members
+                    else "Grad-CAM needs a Keras model"
+                )
             else:
                 x, ok, bad = load_images(
                     [Path(path)], predictor.image_size, predictor.color == "gray"
