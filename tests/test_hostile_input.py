@@ -45,6 +45,7 @@ def _hostile(tmp) -> dict[str, list[tuple[list[str], str]]]:
             (["--no-ui", "--set", "nonsense"], "nonsense"),
             (["--no-ui", "--data", f"folder:{tmp / 'a file'}"], "a file"),
             (["--no-ui", "--runs-dir", str(tmp / "a file")], "a file"),
+            (["--no-ui", "--set", f'data.label_overrides="{nope}"'], "nö pe"),
         ],
         "resume": [([nope, "--no-ui"], "nö pe"), ([str(tmp / "empty"), "--no-ui"], "empty")],
         "evaluate": [
@@ -58,6 +59,8 @@ def _hostile(tmp) -> dict[str, list[tuple[list[str], str]]]:
             (["folder:" + str(tmp / "empty")], "empty"),
             (["gopher://x"], "gopher://x"),
             (["sample", "--set", "data.fractions=[1, 0, 0]"], "data.fractions"),
+            (["sample", "--set", f'data.label_overrides="{nope}"'], "nö pe"),
+            (["sample", "--set", f'data.label_overrides="{tmp / "bin.toml"}"'], "bin.toml"),
         ],
         "watch": [([nope], "nö pe"), (["--runs-dir", str(tmp / "empty")], "empty")],
         "predict": [
@@ -70,8 +73,23 @@ def _hostile(tmp) -> dict[str, list[tuple[list[str], str]]]:
             (["--config", nope], "nö pe"),
             (["--config", str(tmp / "bin.toml")], "bin.toml"),
             (["--resume", str(tmp / "empty")], "empty"),
+            (["--config", nope, "--parallel", "0"], "--parallel"),
+            (["--config", nope, "--shard", "3/2"], "--shard"),
+        ],
+        "cv": [
+            (["--no-ui", "--config", nope], "nö pe"),
+            (["--no-ui", "--config", str(tmp / "bin.toml")], "bin.toml"),
+            (["--no-ui", "--resume", str(tmp / "empty")], "empty"),
+            (["--no-ui", "--folds", "1"], "--folds"),
+            (["--no-ui", "--data", f"folder:{tmp / 'a file'}"], "a file"),
+            (["--no-ui", "--set", f'data.label_overrides="{nope}"'], "nö pe"),
         ],
         "runs": [([nope], "nö pe"), ([str(tmp / "empty"), "--sort", "bogus"], "bogus")],
+        "review": [
+            ([nope], "nö pe"),
+            ([str(tmp / "empty")], "empty"),
+            ([str(tmp / "empty"), "--top", "0"], "--top"),
+        ],
         "serve": [
             (["--config", nope, "--port", "8"], "nö pe"),
             (["--port", "http"], "--port"),

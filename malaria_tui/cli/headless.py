@@ -86,6 +86,12 @@ class PlainReporter:
                 f"  at {th}{why}: sensitivity={_num(at['sensitivity'])} "
                 f"specificity={_num(at['specificity'])} accuracy={_num(at['accuracy'])}"
             )
+        if rv := m.get("reviewed"):  # the honesty rule: beside the original labels, named
+            self._print(
+                f"{split} on the reviewed labels ({rv['relabelled']} relabelled, "
+                f"{rv['excluded']} excluded of {rv['reviewed']} reviewed): "
+                f"accuracy={_num(rv['accuracy'])} auc={_num(rv['auc'])} ({rv['n']} cells)"
+            )
 
     def _finished(self, ev: Event) -> None:
         best = ev.best

@@ -16,6 +16,7 @@ from malaria_tui.cli.commands import (
     grid,
     predict,
     resume,
+    review,
     runs,
     serve,
     train,
@@ -35,7 +36,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     m.NAME: Command(m.add_arguments, m.run, m.SUMMARY)
-    for m in (train, resume, evaluate, data, watch, predict, export, grid, cv, runs, serve)
+    for m in (train, resume, evaluate, data, watch, predict, export, grid, cv, review, runs, serve)
 }
 
 

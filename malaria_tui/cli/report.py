@@ -32,6 +32,73 @@ def print_evaluation(r: dict) -> None:
             f"patients: {pl['patients']}, mean per-patient accuracy {pl['mean_accuracy']:.4f}, "
             f"worst {pl['worst_accuracy']:.4f} ({pl['rows'][0]['group']})"
         )
+    if "test_reviewed" in r:
+        _print_reviewed(c, r)
+
+
+def _print_reviewed(c: Console, r: dict) -> None:
+    """The honesty rule: the test split on its original labels (above) and, beside, on the
+    reviewed labels of the label overlay, named as such."""
+    rv = r["test_reviewed"]
+    t = Table(
+        "metric",
+        f"original labels @ {r['threshold']:.3f}",
+        f"reviewed labels @ {rv['threshold']:.3f}",
+        title=(
+            f"{rv['reviewed']} test cells reviewed: {rv['relabelled']} relabelled, "
+            f"{rv['excluded']} excluded"
+        ),
+    )
+    for key in ("n", "accuracy", "auc", "sensitivity", "specificity"):
+        fmt = (lambda v: str(v)) if key == "n" else (lambda v: f"{v:.4f}")
+        t.add_row(key, fmt(r[key]), fmt(rv[key]))
+    c.print(t)
+
+
+def print_cv_evaluation(r: dict) -> None:
+    """The fold ensemble and every fold model side by side, in 80 columns: accuracy, AUC,
+    sensitivity and specificity at ``r['threshold']`` (0.5) and at each model's chosen one."""
+    from rich import box
+
+    c = Console()
+    op = r["operating_point"]
+    tta = " with TTA" if r["tta"] else ""
+    c.print(f"[bold]{r['cv']}[/] on {r['data']}: {r['n']} images{tta}", highlight=False)
+    t = Table(
+        "model",
+        "acc",
+        "AUC",
+        "sens",
+        "spec",
+        "thr*",
+        "acc*",
+        "sens*",
+        "spec*",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title=f"@ {r['threshold']:.3f} | * @ the model's {op} threshold",
+    )
+    for row in r["models"]:
+        at = row["chosen"]
+        name = "[bold]ensemble[/]" if "members" in row else row["model"]
+        t.add_row(
+            name,
+            *(f"{row[k]:.4f}" for k in ("accuracy", "auc", "sensitivity", "specificity")),
+            f"{at['threshold']:.3f}",
+            *(f"{at[k]:.4f}" for k in ("accuracy", "sensitivity", "specificity")),
+        )
+    c.print(t)
+    how = (
+        "scored by running the fold models"
+        if r["scored_from"] == "models"
+        else f"read from {r['scored_from']}"
+    )
+    c.print(
+        "* ensemble (mean of the folds): threshold chosen on the out-of-fold probabilities; "
+        f"each fold: on its own validation part. Probabilities {how}.",
+        highlight=False,
+    )
 
 
 def _sizes(s: dict) -> str:
@@ -72,6 +139,31 @@ def print_data(info: dict) -> None:
         c.print(
             f"[yellow]skipped {len(info['skipped'])} unreadable file(s)[/], e.g. {info['skipped'][0]['path']}: {info['skipped'][0]['why']}"
         )
+    if "label_overrides" in info:
+        _print_overlay(c, info["label_overrides"])
+
+
+def _print_overlay(c: Console, o: dict) -> None:
+    """What a label overlay changes, split by split (the counts above already include it)."""
+    c.print(
+        f"label overlay {o['path']}: {o['rows']} decisions, sha256 {o['sha256'][:12]}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    for split, ch in o["changes"].items():
+        if not ch["reviewed"]:
+            continue
+        if split in o["applied_to"]:
+            what = (
+                f"{ch['relabelled']} relabelled ({ch['to_parasitized']} to Parasitized, "
+                f"{ch['to_uninfected']} to Uninfected), {ch['excluded']} excluded"
+            )
+        else:
+            what = f"{ch['reviewed']} reviewed, not applied (original labels; scored on both)"
+        c.print(f"  {split}: {what}", highlight=False)
+    if o["outside"]:
+        c.print(f"  {o['outside']} decisions about images this run does not use", highlight=False)
 
 
 def print_predictions(
@@ -107,7 +199,8 @@ def print_predictions(
     names = short_paths([r.path for r in cells], width=max(20, c.width - 40))
     folder_names = short_paths([f.folder for f in folders], width=max(12, c.width - 60))
     c.print(
-        f"model {model.source} ({model.kind}, {model.image_size}px); threshold {threshold:.3f}{' with TTA' if tta else ''}"
+        f"model {model.source} ({model.kind}{f', mean of {len(model.members)} folds' if getattr(model, 'members', ()) else ''}, "
+        f"{model.image_size}px); threshold {threshold:.3f}{' with TTA' if tta else ''}"
     )
     shown = sorted(cells, key=lambda r: -r.prob)[:20]
     t = Table(

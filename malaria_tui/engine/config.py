@@ -329,6 +329,7 @@ _IGNORED = (
     "data.cache",
     "train.tensorboard_images",
     "data.cv_folds",
+    "data.label_overrides",  # named "reviewed" instead of by its path
 )
 
 
@@ -353,4 +354,6 @@ def run_name(config: Config, max_parts: int = 4) -> str:
             short = _SHORT.get(key, key.rsplit(".", 1)[-1])
             text = f"{short}{value:g}" if isinstance(value, float) else f"{short}{value}"
         parts.append("".join(c if c.isalnum() or c in "._" else "_" for c in text))
+    if config.data.label_overrides:
+        parts.append("reviewed")
     return "-".join(parts)

@@ -85,6 +85,12 @@ def check_data(base: Config, folds: int) -> str:
     used = splits.limit(scan.records, base.data.limit, base.seed)
     mode = splits.resolve_mode(base.data.split, scan.groups_known, len({r.group for r in used}))
     splits.fold_count_ok(used, base.data.fractions, base.seed, mode, folds)
+    from malaria_tui.engine.data import pipeline
+
+    first = base.model_copy(
+        update={"data": base.data.model_copy(update={"cv_folds": folds, "cv_fold": 1})}
+    )
+    pipeline.prepare(first)  # the folds' own data checks (a label overlay, say), before any folder
     return mode
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from malaria_tui.engine.config import Config
+from malaria_tui.engine.data import label_overlay, splits
 from malaria_tui.engine.data import records as rec
-from malaria_tui.engine.data import splits
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class SourceDescription:
     parts: splits.Splits = field(default_factory=dict)  # the run's splits (data.limit applied)
     groups_known: bool = False
     sizes: ImageSizes | None = None
+    overlay: label_overlay.Effect | None = None  # what data.label_overrides changes, per split
 
     @property
     def found(self) -> dict[str, int]:
@@ -73,6 +74,8 @@ class SourceDescription:
             out["groups"] = len({r.group for rs in self.parts.values() for r in rs})
         if self.sizes is not None:
             out["sizes"] = self.sizes.to_dict()
+        if self.overlay is not None:
+            out["label_overrides"] = self.overlay.to_dict()
         return out
 
 
@@ -133,14 +136,17 @@ def describe_source(
         return description(prepared.split_mode, prepared.counts)
     scan = rec.scan_folder(root, check=check_images)
     plan = splits.for_training(scan.records, scan.groups_known, d, config.seed)
+    # the labels a run would see: the overlay applied after the split, test untouched
+    parts, overlay = label_overlay.for_splits(plan.parts, d.label_overrides)
     return description(
         plan.mode,
-        plan.counts(),
+        splits.counts(parts),
         skipped=scan.skipped,
         records=scan.records,
-        parts=plan.parts,
+        parts=parts,
         groups_known=scan.groups_known,
         sizes=image_sizes(plan.records, size_probe),
+        overlay=overlay,
     )
 
 

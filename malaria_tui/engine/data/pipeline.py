@@ -18,8 +18,8 @@ import numpy as np
 
 from malaria_tui.engine.config import AugmentConfig, Config
 from malaria_tui.engine.data import augment as aug
+from malaria_tui.engine.data import label_overlay, shards, splits
 from malaria_tui.engine.data import records as rec
-from malaria_tui.engine.data import shards, splits
 from malaria_tui.engine.data.images import load_pil, resize_uint8
 from malaria_tui.engine.data.shards import ShardSet
 from malaria_tui.engine.errors import DataError
@@ -44,6 +44,9 @@ class Prepared:
     shuffle_buffer: int = 10_000  # cache = shards: examples held by the training shuffle
     color: str = "rgb"  # gray: every image is reduced to luminance (set when the data is grayscale)
     autotune: bool = False  # tf.data autotuning of the datasets handed out (see _finish)
+    # data.label_overrides: what the overlay changed in train/val (and oof), and its decisions
+    # about test cells, which keep their original labels (scored on both: score_run)
+    overlay: label_overlay.Effect | None = None
     _cached: dict[str, Dataset] = field(default_factory=dict, repr=False)
     _augment_cfg: AugmentConfig | None = None
     _cache_dir: Path | None = None
@@ -235,16 +238,23 @@ def prepare(config: Config) -> Prepared:
     d = config.data
     kind, root = rec.locate(d.source)
     if kind == "tfds":
+        if d.label_overrides:
+            raise DataError(
+                "data.label_overrides: TFDS records carry no file names to match; use a folder source"
+            )
         return _prepare_tfds(config, root or None)
     scan = rec.scan_folder(root)
     plan = splits.for_training(scan.records, scan.groups_known, d, config.seed)
+    # after the split, so reviewed labels never move a patient; test keeps its labels
+    parts, overlay = label_overlay.for_splits(plan.parts, d.label_overrides)
     return _from_config(
         config,
         color=resolve_color(d.color, plan.records),
         split_mode=plan.mode,
-        counts=plan.counts(),
-        split_records=plan.parts,
+        counts=splits.counts(parts),
+        split_records=parts,
         skipped=scan.skipped,
+        overlay=overlay,
     )
 
 

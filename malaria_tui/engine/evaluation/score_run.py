@@ -75,6 +75,8 @@ def evaluate_prepared(
         "val": measures.binary_metrics(y_val, p_val, th["default"]),
     }
     scored = [("val", y_val, p_val)]
+    if prepared.overlay is not None:
+        result["label_overrides"] = prepared.overlay.to_dict()  # the labels it learned from
     if test:
         y_test, p_test = predict(model, prepared.eval_dataset("test"), eval_cfg.tta)
         scored.append(("test", y_test, p_test))
@@ -83,6 +85,8 @@ def evaluate_prepared(
             "test_at_target": measures.binary_metrics(y_test, p_test, th["sensitivity_target"]),
             "test_at_youden": measures.binary_metrics(y_test, p_test, th["youden"]),
         }
+        if reviewed := on_reviewed_labels(prepared, "test", p_test, th["default"], th):
+            result["test_reviewed"] = reviewed  # beside "test", which keeps the original labels
     preds: list[PredictionRow] = []
     for split, ys, ps in scored:
         recs = prepared.split_records[split] if prepared.split_records else None
@@ -102,7 +106,40 @@ def split_summary(result: dict[str, Any], split: str) -> dict[str, Any]:
     if split == "test":
         at = {"sensitivity_target": "test_at_target", "youden": "test_at_youden"}
         out["at"] = {name: result[key] for name, key in at.items() if key in result}
+        if "test_reviewed" in result:
+            out["reviewed"] = result["test_reviewed"]
     return out
+
+
+def on_reviewed_labels(
+    prepared: Prepared, split: str, p: np.ndarray, threshold: float, chosen: dict[str, float]
+) -> dict[str, Any] | None:
+    """The honesty rule: ``split`` (test) is always scored on its original labels; where the
+    label overlay holds decisions about its cells, this scores it on the reviewed labels too
+    (relabelled cells flipped, excluded ones left out), to be shown beside, never instead.
+    ``None`` when no cell of the split was reviewed."""
+    from malaria_tui.engine.data import label_overlay
+
+    effect = prepared.overlay
+    decisions = effect.reviewed.get(split) if effect is not None else None
+    if effect is None or not decisions or not prepared.split_records:
+        return None
+    kept, labels, ch = label_overlay.reviewed_labels(prepared.split_records[split], decisions)
+    keep = np.asarray(kept, dtype=bool)
+    y, q = np.asarray(labels, dtype=int)[keep], np.asarray(p)[keep]
+    out = measures.binary_metrics(y, q, threshold)
+    out["at"] = {
+        name: measures.binary_metrics(y, q, chosen[name])
+        for name in ("sensitivity_target", "youden")
+        if name in chosen
+    }
+    return out | {
+        "labels": "reviewed",
+        "overlay": effect.path,
+        "overlay_sha256": effect.sha256,
+        "n_changed": ch.changed,
+        **ch.to_dict(),
+    }
 
 
 def report(
@@ -149,7 +186,12 @@ def evaluate_run(
     y, p = predict(model, prepared.eval_dataset(split), cfg.eval.tta)
     groups = [r.group for r in prepared.split_records[split]] if prepared.split_records else None
     th = cfg.eval.threshold if threshold is None else threshold
-    out = report(y, p, th, run_thresholds(run), groups)
+    chosen = run_thresholds(run)
+    out = report(y, p, th, chosen, groups)
+    if split == "test" and (reviewed := on_reviewed_labels(prepared, split, p, th, chosen)):
+        out["test_reviewed"] = reviewed  # beside the figures above, on the original labels
+    if prepared.overlay is not None:
+        out["label_overrides"] = prepared.overlay.to_dict()
     out["run"] = str(run.path)
     out["data"] = data or f"{cfg.data.source} (test split)"
     return out

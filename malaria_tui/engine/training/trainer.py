@@ -114,6 +114,8 @@ def train(
         pos, score_test = _resume_point(resumed, chief, score_test)
     name = run_name(config)  # from what was asked, before "auto" settings are resolved below
     prepared = pipeline.prepare(config)
+    if resumed is not None:
+        _same_overlay(resumed, prepared)
     # data.batch_size is per replica; every step takes one global batch of batch_size x replicas.
     prepared.batch_size = config.data.batch_size * strategy.num_replicas_in_sync
     # Save what "auto" resolved to, so evaluate/predict/export treat new images the same way.
@@ -157,6 +159,44 @@ def train(
         rd.release_lock(run)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _recorded(config: Config, prepared: Prepared) -> dict[str, Any]:
+    """The config as ``run_started`` records it: with the label overlay's SHA-256 beside its
+    path (``data.label_overrides_sha256``), so the labels a run learned from are on record."""
+    out = config.to_dict()
+    if prepared.overlay is not None:
+        out["data"]["label_overrides_sha256"] = prepared.overlay.sha256
+    return out
+
+
+def _same_overlay(run: rd.RunDir, prepared: Prepared) -> None:
+    """Refuse to resume on other labels: the overlay's hash must be the one the run started with."""
+    first = next((e for e in run.events() if isinstance(e, RunStarted)), None)
+    if first is None:
+        return
+    before = first.config.get("data", {}).get("label_overrides_sha256", "")
+    now = prepared.overlay.sha256 if prepared.overlay is not None else ""
+    if before != now:
+        raise ConfigError(
+            f"{run.path}: its label overlay changed since it started (sha256 {before[:12] or 'none'}"
+            f" then, {now[:12] or 'none'} now); resuming would train on other labels, start a "
+            "new run instead"
+        )
+
+
+def _overlay_text(effect: Any) -> str:
+    """One log line on what the label overlay changed, split by split."""
+    parts = []
+    for split, c in effect.changes.items():
+        if not c.reviewed:
+            continue
+        if split in effect.applied:
+            parts.append(f"{split} {c.relabelled} relabelled, {c.excluded} excluded")
+        else:
+            parts.append(f"{split} {c.reviewed} reviewed (scored on both labels, original first)")
+    what = "; ".join(parts) or "no decision about this run's images"
+    return f"label overlay {effect.path} (sha256 {effect.sha256[:12]}): {what}"
 
 
 def _resume_point(run: rd.RunDir, chief: bool, score_test: bool) -> tuple[ck.Position | None, bool]:
@@ -353,7 +393,7 @@ class _Session:
         emit(
             RunStarted(
                 run_dir=str(self.run.path),
-                config=config.to_dict(),
+                config=_recorded(config, prepared),
                 n_train=prepared.counts["train"]["total"],
                 n_val=prepared.counts["val"]["total"],
                 n_test=prepared.counts["test"]["total"],
@@ -371,6 +411,8 @@ class _Session:
                 message=f"split by {prepared.split_mode}: {_split_text(prepared.counts)}",
             )
         )
+        if prepared.overlay is not None:
+            emit(LogMessage(level="info", message=_overlay_text(prepared.overlay)))
         emit(
             LogMessage(
                 level="info",
