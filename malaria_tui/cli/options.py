@@ -95,7 +95,8 @@ def probability(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1, refused with one line otherwise."""
     try:
         value = int(text)
     except ValueError:
@@ -125,7 +126,7 @@ def parallel(p: argparse.ArgumentParser, what: str = "trials") -> None:
     machines (docs/gpu.md)."""
     p.add_argument(
         "--parallel",
-        type=_positive,
+        type=positive,
         default=1,
         metavar="N",
         help=f"train up to N {what} at once, each in its own process: one GPU each, round-robin "

@@ -91,6 +91,7 @@ class MalariaApp(PrebuildingApp):
         watch_run: RunDir | None = None,
         *,
         grid_dir: str | Path | None = None,
+        cv_dir: str | Path | None = None,
         initial: str | None = None,
         load_tf: bool = True,
         evaluate_run: RunDir | None = None,
@@ -108,6 +109,7 @@ class MalariaApp(PrebuildingApp):
         self.config: Config = config or Config()
         self.runs_dir = Path(runs_dir)
         self.grid_dir = Path(grid_dir) if grid_dir else None
+        self.cv_dir = Path(cv_dir) if cv_dir else None
         self.load_tf = load_tf
         # "halfblock" (works everywhere, over SSH and in tmux) or "auto": Kitty/Sixel images via
         # textual-image for the large cell view when the terminal answers that it supports them.

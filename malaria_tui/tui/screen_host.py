@@ -20,6 +20,7 @@ class ScreenHost(Protocol):
     config: Config  # replaced, validated, by the config fields (widgets.form)
     runs_dir: Path
     grid_dir: Path | None
+    cv_dir: Path | None  # the cross-validation the Review screen shows (None: the newest)
     graphics: str  # "halfblock" or "native" (Kitty/Sixel images)
     tf_state: str  # loading | ready | failed | off
     tf_error: str

@@ -37,6 +37,7 @@ SCREENS: tuple[ScreenEntry, ...] = (
     ScreenEntry("6", "evaluate", "Evaluate", "Eval", "evaluate", "EvaluateScreen"),
     ScreenEntry("7", "predict", "Predict", "Pred", "predict", "PredictScreen"),
     ScreenEntry("8", "runs", "Runs", "Runs", "runs", "RunsScreen"),
+    ScreenEntry("9", "review", "Review", "Rev", "review", "ReviewScreen"),
 )
 
 
@@ -44,7 +45,7 @@ def screen_bindings() -> list[Binding]:
     """The number keys, one per screen, shown as one group in the key bar, and ``alt+1``..``8``,
     which switch screens from anywhere, even while a text field has the focus (over SSH, alt+1
     arrives as ESC 1, which Textual reads as alt+1). The key bar shows the alt keys only while
-    a field takes the digits (``alt+12345678``)."""
+    a field takes the digits (``alt+123456789``)."""
     group = Binding.Group("Screens", compact=True)
     digits = [
         Binding(

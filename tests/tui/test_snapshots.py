@@ -17,6 +17,8 @@ import pytest
 
 from malaria_tui.engine.rundir import RunDir
 from malaria_tui.tui.app import create_app
+from tests.conftest import copy_cells
+from tests.test_review import _lay_out_cv
 
 from .conftest import write_run
 from .test_app import wait_for
@@ -49,16 +51,31 @@ def _ready(mode: str):
         "train": lambda s: s.mapp.session.status == "completed",
         "evaluate": lambda s: s.data is not None,
         "runs": lambda s: s.query_one("#runs").row_count == 1,
+        "review": lambda s: s.found is not None,
     }.get(mode, lambda s: True)
+
+
+def _planted(cells: Path) -> list[str]:
+    from malaria_tui.engine.data import records, splits
+
+    recs = records.scan_folder(cells).records
+    train = splits.split_records(recs, (0.8, 0.1, 0.1), 42, "patient")["train"]
+    names = sorted(Path(r.path).name for r in train)
+    return [names[3], names[30], names[17]]
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 @pytest.mark.parametrize(
-    "mode", ["dataset", "augment", "model", "train", "hparams", "evaluate", "predict", "runs"]
+    "mode",
+    ["dataset", "augment", "model", "train", "hparams", "evaluate", "predict", "runs", "review"],
 )
 def test_screen_snapshot(snap_compare, snap_runs, mode, size):
     if mode == "train":  # the Train screen following the finished run (`malaria-tui watch`)
         app = create_app(runs_dir=snap_runs, load_tf=False, watch_run=RunDir(snap_runs / RUN))
+    elif mode == "review":  # suspects of a CV directory laid out over real bundled cells
+        cells = copy_cells(Path("cells"), 30)
+        cv = _lay_out_cv(cells, Path("cvs") / "20250101-cv-demo", _planted(cells))
+        app = create_app(runs_dir=snap_runs, load_tf=False, initial=mode, cv_dir=cv)
     else:
         app = create_app(runs_dir=snap_runs, load_tf=False, initial=mode)
     ready = _ready(mode)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from malaria_tui.cli import options
 from malaria_tui.cli.exitcodes import ExitCode
 
 NAME = "review"
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cv_dir", metavar="CV_DIR", help="a cross-validation made by `malaria-tui cv`")
     p.add_argument(
         "--top",
-        type=_count,
+        type=options.positive,
         metavar="N",
         help="show the first N suspects (default: 20 in the table, all with --json/--csv); "
         "ranked by score, the out-of-fold P(given label): the lower, the surer it is wrong",
@@ -43,20 +44,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
     fmt.add_argument("--csv", action="store_true", help="print one CSV row per suspect")
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} is not at least 1")
-    return n
+    fmt.add_argument(
+        "--app",
+        action="store_true",
+        help="open the app's Review screen on CV_DIR: each suspect large, one key to keep, "
+        "relabel or exclude it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from malaria_tui.engine.review import suspects as sus
+
+    if args.app:
+        from malaria_tui.cli.app_runner import run_app
+        from malaria_tui.engine import cvdir
+        from malaria_tui.tui.app import create_app
+
+        cv = cvdir.open_cv(args.cv_dir)  # a folder that is not one: one line, before the app
+        return run_app(create_app(runs_dir=cv.path.parent, cv_dir=cv.path, initial="review"))
 
     top = args.top if (args.top or args.json or args.csv) else 20
     found = sus.for_cv(args.cv_dir, top=top, overlay=args.overlay, include_test=args.test)

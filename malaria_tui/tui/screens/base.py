@@ -65,7 +65,7 @@ class BaseScreen(Screen):
             "done",
             id="screen.leave_field",
             key_display="esc/enter",
-            tooltip="Leave the field (a valid value is kept); 1-8 switch screens again",
+            tooltip="Leave the field (a valid value is kept); 1-9 switch screens again",
         ),
         Binding(
             "q",

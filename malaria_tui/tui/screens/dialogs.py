@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 # The keys every screen shares, listed once under "Everywhere" (the screen's own come first).
 EVERYWHERE: list[tuple[str, str]] = [
-    ("1-8", "show that screen (the tabs in the top bar are clickable too)"),
-    ("alt+1-8", "show that screen, even from inside a text field"),
+    ("1-9", "show that screen (the tabs in the top bar are clickable too)"),
+    ("alt+1-9", "show that screen, even from inside a text field"),
     ("esc, enter", "leave the text field being edited (digits switch screens again)"),
     ("?, F1", "this list (F1 works inside a text field too)"),
     ("^p", "command palette: every screen, plus this screen's commands"),

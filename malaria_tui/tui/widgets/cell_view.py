@@ -99,7 +99,8 @@ class CellView(Horizontal):
         if self.side is not None:
             return self.side
         w, h = self.size.width, self.size.height
-        return max(4, min((w - 1) // 2, 2 * h, 64))
+        across = (w - 1) // 2 if self.heat else w  # the heat map takes the other half
+        return max(4, min(across, 2 * h, 64))
 
     def redraw(self) -> None:
         if not self.is_mounted or not self.children:
