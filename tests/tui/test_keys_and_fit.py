@@ -268,7 +268,7 @@ def test_question_mark_lists_each_screens_keys_and_closes(runs_dir, size):
                     assert any(b.binding.tooltip == what for _k, what, _ok in dialog.rows), b
                 assert listed and shown
                 text = text_of(dialog.query_one("#keys-table"))
-                assert "Everywhere" in text and "alt+1-8" in text
+                assert "Everywhere" in text and "alt+1-9" in text
                 await pilot.press("escape" if entry.key in "1357" else "question_mark")
                 await pilot.pause()
                 assert app.screen is screen, entry.mode

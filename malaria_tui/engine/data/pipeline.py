@@ -44,7 +44,7 @@ class Prepared:
     shuffle_buffer: int = 10_000  # cache = shards: examples held by the training shuffle
     color: str = "rgb"  # gray: every image is reduced to luminance (set when the data is grayscale)
     autotune: bool = False  # tf.data autotuning of the datasets handed out (see _finish)
-    # data.label_overrides: what the overlay changed in train/val (and oof), and its decisions
+    # data.label_overrides: what the overlay changed in train/val, and its decisions
     # about test cells, which keep their original labels (scored on both: score_run)
     overlay: label_overlay.Effect | None = None
     _cached: dict[str, Dataset] = field(default_factory=dict, repr=False)

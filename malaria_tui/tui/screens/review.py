@@ -98,7 +98,6 @@ class ReviewScreen(BaseScreen):
             "Reload",
             id="review.reload",
             tooltip="Find the newest cross-validation again and read its suspects",
-            show=False,
         ),
     ]
 
