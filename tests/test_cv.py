@@ -103,6 +103,7 @@ def _sets(cells: Path, epochs: int = 2) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # the command as typed, in a subprocess per case
 @pytest.mark.parametrize(
     "args, words",
     [

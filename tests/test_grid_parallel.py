@@ -138,6 +138,7 @@ def test_a_live_claim_on_another_machine_is_respected_until_its_heartbeat_stops(
 # --- bad input: one line, exit 2, nothing made -------------------------------------------------
 
 
+@pytest.mark.slow  # the command as typed, in a subprocess per case
 @pytest.mark.parametrize(
     "args, words",
     [

@@ -252,6 +252,7 @@ def _lay_out_cv(cells: Path, where: Path, planted: list[str]) -> Path:
     return where
 
 
+@pytest.mark.slow  # the command as typed, in a subprocess per case
 def test_review_as_typed_ranks_the_contradicted_cells_first(cells, tmp_path):
     names = sorted(p.name for p in cells.rglob("*.png"))
     planted = [names[3], names[40], names[17]]  # the order of their evidence: 0.02, 0.03, 0.04
