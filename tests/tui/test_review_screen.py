@@ -60,7 +60,12 @@ def test_keys_write_the_overlay_and_a_rerun_uses_it(review_cv, size):
             assert [s.decision for s in screen.found.suspects[:3]] == ["relabel", "exclude", "keep"]
             n = len(screen.found.suspects)
             assert screen.grid.selected == min(3, n - 1)  # the next one (the last stays)
-            screen.grid.selected = 2  # back to the third: undo its decision
+            await pilot.press("home")  # the keys move through the montage
+            await pilot.pause()
+            assert screen.grid.selected == 0
+            await pilot.press("right", "right")  # to the third: undo its decision
+            await pilot.pause()
+            assert screen.grid.selected == 2
             await pilot.press("u")
             await pilot.pause()
             assert screen.found.suspects[2].decision == ""

@@ -124,6 +124,8 @@ class ReviewScreen(BaseScreen):
 
     def on_screen_resume(self) -> None:
         self.update_status()
+        if self.focused is None:
+            self.grid.focus()
 
     @property
     def overlay(self) -> Path | None:
@@ -159,6 +161,8 @@ class ReviewScreen(BaseScreen):
         self.loading = False
         self.found, self.error = found, error
         self._draw(keep_selection=False)
+        if self.is_current and self.focused is None:
+            self.grid.focus()  # the arrows move through the suspects at once
 
     # --- drawing ---------------------------------------------------------------------------------
 
