@@ -36,20 +36,15 @@ def create_grid_app(
 
 
 def run_grid_app(
-    spec: Any,
-    grid_dir: str | Path | None,
-    runs_dir: str | Path,
-    resumed: bool,
-    placement: Any = None,
-    shard: tuple[int, int] | None = None,
-    test_best: bool = True,
+    spec: Any, grid_dir: str | Path | None, runs_dir: str | Path, resumed: bool, **how: Any
 ) -> Any:
-    """Train a hyper-parameter grid in a worker thread while the app shows it.
+    """Train a hyper-parameter grid in a worker thread while the app shows it (``how``:
+    ``placement``, ``shard``, ``test_best`` as for :func:`create_grid_app`).
 
     Quitting while it trains (``q``, ctrl+c, a signal) stops it at a resumable checkpoint
     before the window closes. Returns what ``search.run_in_dir`` returned (``status``
     "interrupted" when stopped) or raises what it raised.
     """
-    app = create_grid_app(spec, grid_dir, runs_dir, resumed, placement, shard, test_best)
+    app = create_grid_app(spec, grid_dir, runs_dir, resumed, **how)
     app.run()
     return app.controller.grid_outcome()
