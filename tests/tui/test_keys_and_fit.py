@@ -24,7 +24,8 @@ from malaria_tui.tui.widgets.topbar import NavTabs, status_content
 from .conftest import write_run
 from .test_app import text_of, wait_for
 
-SIZES = [(80, 24), (120, 40)]
+# 80x24 in the fast lane; the larger size runs in the full suite (the README's test command)
+SIZES = [(80, 24), pytest.param((120, 40), marks=pytest.mark.slow, id="120x40")]
 
 
 def run(coro):

@@ -31,7 +31,8 @@ from malaria_tui.tui.widgets.export_table import ExportTable
 from .conftest import write_run
 from .test_app import text_of, wait_for
 
-SIZES = [(80, 24), (120, 40)]
+# 80x24 in the fast lane; the larger size runs in the full suite (the README's test command)
+SIZES = [(80, 24), pytest.param((120, 40), marks=pytest.mark.slow, id="120x40")]
 
 
 def make_run(
@@ -236,7 +237,7 @@ def test_legend_shortens_names_at_their_end_never_their_start():
 # --- the Runs screen --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_runs_screen_columns_sort_filter_and_curves(runs_dir, size):
     three_runs(runs_dir)
 
@@ -299,7 +300,7 @@ def test_runs_screen_columns_sort_filter_and_curves(runs_dir, size):
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_runs_screen_overlays_any_number_of_marked_runs(runs_dir, size):
     runs = three_runs(runs_dir)
 
@@ -381,7 +382,7 @@ def test_grid_field_requests(tmp_path):
             grid_request(bad, base)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_hparams_refuses_bad_input_inline_and_exports(runs_dir, size):
     async def go():
         app = create_app(runs_dir=runs_dir, load_tf=False, initial="hparams")
