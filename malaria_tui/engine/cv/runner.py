@@ -70,28 +70,21 @@ def make_spec(base: Config, folds: int) -> specmod.GridSpec:
 
 
 def check_data(base: Config, folds: int) -> str:
-    """Scan and split once before anything is made: too many folds for the patients is one
-    line. Returns the split mode (``patient``, or ``image`` without patient keys)."""
+    """Prepare the first fold's data before anything is made, so too many folds for the
+    patients, or a bad label overlay, is one line. Returns the split mode (``patient``, or
+    ``image`` without patient keys)."""
+    from malaria_tui.engine.data import pipeline
     from malaria_tui.engine.data import records as rec
-    from malaria_tui.engine.data import splits
 
-    kind, root = rec.locate(base.data.source)
-    if kind == "tfds":
+    if rec.locate(base.data.source)[0] == "tfds":
         raise ConfigError(
             "cv: TFDS records carry no file names, so no patient keys and no out-of-fold table; "
             "use a folder (folder:PATH, e.g. the NIH cell_images folder) or the bundled sample"
         )
-    scan = rec.scan_folder(root)
-    used = splits.limit(scan.records, base.data.limit, base.seed)
-    mode = splits.resolve_mode(base.data.split, scan.groups_known, len({r.group for r in used}))
-    splits.fold_count_ok(used, base.data.fractions, base.seed, mode, folds)
-    from malaria_tui.engine.data import pipeline
-
     first = base.model_copy(
         update={"data": base.data.model_copy(update={"cv_folds": folds, "cv_fold": 1})}
     )
-    pipeline.prepare(first)  # the folds' own data checks (a label overlay, say), before any folder
-    return mode
+    return pipeline.prepare(first).split_mode
 
 
 def create_cv_dir(runs_dir: str | os.PathLike, spec: specmod.GridSpec, mode: str) -> Path:

@@ -63,6 +63,12 @@ def cross_validation(
     """
     outer = split_records(records, fractions, seed, mode)
     rest = sorted(outer["train"] + outer["val"], key=lambda r: r.path)
+    units = len({r.group for r in rest}) if mode == "patient" else len(rest)
+    if folds > units:
+        what = "patients" if mode == "patient" else "images"
+        raise DataError(
+            f"--folds {folds}: only {units} {what} outside the test split; use at most {units} folds"
+        )
     cut = _assign(rest, [1.0 / folds] * folds, random.Random(f"{seed}-folds"), mode)
     for i, part in enumerate(cut):
         if not part:
@@ -82,20 +88,6 @@ def cross_validation(
         if not out[name]:
             raise DataError(f"fold {fold}: its {name} part is empty; use fewer folds")
     return out
-
-
-def fold_count_ok(
-    records: list[Record], fractions: Sequence[float], seed: int, mode: str, folds: int
-) -> None:
-    """Refuse more folds than there are patients (or images) outside the test split."""
-    outer = split_records(records, fractions, seed, mode)
-    rest = outer["train"] + outer["val"]
-    units = len({r.group for r in rest}) if mode == "patient" else len(rest)
-    what = "patients" if mode == "patient" else "images"
-    if folds > units:
-        raise DataError(
-            f"--folds {folds}: only {units} {what} outside the test split; use at most {units} folds"
-        )
 
 
 def _path(r: Record) -> str:

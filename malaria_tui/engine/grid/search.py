@@ -379,7 +379,7 @@ class _Grid:
     def write(self) -> None:
         _write(self.summary, self.path, self.shard, self.owned)
 
-    def begin(self, t: specmod.Trial, state: str) -> tuple[rd.RunDir, bool]:
+    def begin(self, t: specmod.Trial, state: str) -> rd.RunDir:
         """Make the trial's folder ready (fresh, or resumed from its checkpoint)."""
         from malaria_tui.engine.training import checkpoints as ck
 
@@ -395,7 +395,7 @@ class _Grid:
         self.emit(
             TrialStarted(index=t.index, trials=n, name=t.name, params=t.params, resumed=resume)
         )
-        return run, resume
+        return run
 
     def end(self, t: specmod.Trial, run: rd.RunDir, status: str, error: str = "") -> None:
         if status == "stale":  # pragma: no cover - the trainer always ends with an event
@@ -432,7 +432,7 @@ def _run_sequential(g: _Grid, todo: list[tuple[specmod.Trial, str]], placement: 
         if not claims.claim(g.path, t.name):
             _sync_row(g.summary, g.path, t)  # another worker has it
             continue
-        run, _ = g.begin(t, state)
+        run = g.begin(t, state)
 
         def forward(ev: Event, t: specmod.Trial = t, run: rd.RunDir = run) -> None:
             g.emit(ev)
@@ -489,7 +489,7 @@ def _run_parallel(g: _Grid, todo: list[tuple[specmod.Trial, str]], placement: Pl
                 if not claims.claim(g.path, t.name):
                     _sync_row(g.summary, g.path, t)
                     continue
-                run, _ = g.begin(t, state)
+                run = g.begin(t, state)
                 slot = free.pop(0)
                 running[slot] = (t, TrialProcess.start(run, slot, placement.env(slot)))
             for slot, (t, proc) in list(running.items()):
