@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from malaria_tui.engine import rundir as rd
@@ -98,10 +99,25 @@ class TrialProcess:
         return f"the trial process exited with code {code}"
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM set ``stop``, from a thread: a handler that called ``stop.set()`` itself
+    could run again inside that call (a second signal, e.g. a scheduler's SIGTERM after the
+    dying worker's) and deadlock on the Event's own lock. The handler only appends to a list."""
+    seen: list[int] = []
+
+    def watch() -> None:
+        while not seen:
+            time.sleep(0.1)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: seen.append(signum))
+    threading.Thread(target=watch, name="stop-on-signal", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())  # before any slow import
+    _stop_on_signals(stop)  # before any slow import
     from malaria_tui.engine.errors import TrainingFailed, UserError, one_line
     from malaria_tui.engine.tfenv import divert_native_stderr
     from malaria_tui.engine.training.trainer import train
